@@ -1,0 +1,75 @@
+// Objects the extension looks up once at import and keeps for its lifetime.
+//
+// The module uses single-phase initialisation, so these are process-wide;
+// cxxloop does not support subinterpreters.
+#pragma once
+
+#include "compat.hpp"
+
+namespace cxxloop::py {
+
+struct Globals {
+    // Our types.
+    PyTypeObject* Handle;
+    PyTypeObject* TimerHandle;
+    PyTypeObject* CoreLoop;
+    // Byte offset of HandleData inside both handle types (see handle.hpp).
+    Py_ssize_t handle_data_offset;
+
+    // asyncio objects.
+    PyObject* Future;                  // asyncio.Future
+    PyObject* Task;                    // asyncio.Task
+    PyObject* set_running_loop;        // asyncio.events._set_running_loop
+    PyObject* get_running_loop;        // asyncio.events._get_running_loop
+    PyObject* iscoroutine;             // asyncio.coroutines.iscoroutine
+    PyObject* iscoroutinefunction;     // asyncio.coroutines.iscoroutinefunction
+    PyObject* isfuture;                // asyncio.futures.isfuture
+    PyObject* ensure_future;           // asyncio.ensure_future
+    PyObject* format_callback_source;  // asyncio.format_helpers._format_callback_source
+    PyObject* format_handle;           // asyncio.base_events._format_handle
+    PyObject* extract_stack;           // asyncio.format_helpers.extract_stack
+    PyObject* logger;                  // asyncio.log.logger
+    PyObject* get_asyncgen_hooks;      // sys.get_asyncgen_hooks
+    PyObject* set_asyncgen_hooks;      // sys.set_asyncgen_hooks
+    // True where the running asyncio passes create_task(**kwargs) straight
+    // to the task factory (3.13.3+); older releases only know name/context.
+    bool create_task_passthrough;
+
+    // Interned names.
+    PyObject* s_context;
+    PyObject* s_loop;
+    PyObject* s_name;
+    PyObject* s_debug;
+    PyObject* s_message;
+    PyObject* s_exception;
+    PyObject* s_handle;
+    PyObject* s_source_traceback;
+    PyObject* s_call_exception_handler;
+    PyObject* s_set_coroutine_origin_tracking;
+    PyObject* s_asyncgen_firstiter_hook;
+    PyObject* s_asyncgen_finalizer_hook;
+    PyObject* s_firstiter;
+    PyObject* s_finalizer;
+    PyObject* s_fileno;
+    PyObject* s_set_name;
+    PyObject* s_add_done_callback;
+    PyObject* s_remove_done_callback;
+    PyObject* s_done;
+    PyObject* s_cancelled;
+    PyObject* s_result;
+    PyObject* s_log_destroy_pending;
+    PyObject* s_warning;
+    PyObject* s_stop;
+
+    // Prebuilt vectorcall keyword-name tuples.
+    PyObject* kw_loop;     // ("loop",)
+    PyObject* kw_context;  // ("context",)
+    PyObject* kw_debug;    // ("debug",)
+};
+
+extern Globals g;
+
+// Fills g from the asyncio and sys modules. Returns -1 with an exception set.
+int init_globals();
+
+}  // namespace cxxloop::py

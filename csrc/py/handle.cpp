@@ -1,0 +1,274 @@
+#include "handle.hpp"
+
+#include <algorithm>
+#include <cstddef>
+
+#include "loop.hpp"
+
+namespace cxxloop::py {
+
+PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
+                     Py_ssize_t nargs, PyObject* context) {
+    Ref self = Ref::steal(PyType_GenericAlloc(type, 0));
+    if (!self) return nullptr;
+    HandleData* d = handle_data(self.get());
+    d->args = PyTuple_New(nargs);
+    if (!d->args) return nullptr;
+    for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(d->args, i, Py_NewRef(args[i]));
+    if (context && context != Py_None) {
+        d->context = Py_NewRef(context);
+    } else if (!(d->context = PyContext_CopyCurrent())) {
+        return nullptr;
+    }
+    d->callback = Py_NewRef(callback);
+    d->loop = Py_NewRef(reinterpret_cast<PyObject*>(loop));
+    if (loop->s.debug) {
+        // No Python frame belongs to call_soon itself, so the innermost
+        // frame extract_stack sees is already the caller's.
+        if (!(d->source_traceback = PyObject_CallNoArgs(g.extract_stack))) return nullptr;
+    }
+    return self.release();
+}
+
+namespace {
+
+// Builds asyncio's exception-handler context for a failed callback and
+// passes it to loop.call_exception_handler. Consumes the raised exception.
+int report_callback_error(PyObject* self, HandleData* d) {
+    Ref exc = Ref::steal(PyErr_GetRaisedException());
+    Ref debug = Ref::borrow(reinterpret_cast<CoreLoop*>(d->loop)->s.debug ? Py_True : Py_False);
+    PyObject* callback = d->callback ? d->callback : Py_None;
+    PyObject* args = d->args ? d->args : Py_None;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject* fargs[] = {callback, args, debug.get()};
+    Ref source = Ref::steal(PyObject_Vectorcall(g.format_callback_source, fargs, 2, g.kw_debug));
+#else
+    Ref source = Ref::steal(PyObject_CallFunctionObjArgs(g.format_callback_source, callback, args, nullptr));
+#endif
+    if (!source) return -1;
+    Ref message = Ref::steal(PyUnicode_FromFormat("Exception in callback %U", source.get()));
+    Ref context = Ref::steal(PyDict_New());
+    if (!message || !context) return -1;
+    if (PyDict_SetItem(context.get(), g.s_message, message.get()) < 0 ||
+        PyDict_SetItem(context.get(), g.s_exception, exc.get()) < 0 ||
+        PyDict_SetItem(context.get(), g.s_handle, self) < 0) {
+        return -1;
+    }
+    if (d->source_traceback && PyObject_IsTrue(d->source_traceback) == 1 &&
+        PyDict_SetItemString(context.get(), "source_traceback", d->source_traceback) < 0) {
+        return -1;
+    }
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, g.s_call_exception_handler, context.get()));
+    return r ? 0 : -1;
+}
+
+}  // namespace
+
+int handle_run(PyObject* self) {
+    HandleData* d = handle_data(self);
+    // The callback may cancel its own handle, which drops these references.
+    Ref callback = Ref::borrow(d->callback);
+    Ref args = Ref::borrow(d->args);
+    if (PyContext_Enter(d->context) == 0) {
+        PyObject* r = PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
+                                          size_t(PyTuple_GET_SIZE(args.get())), nullptr);
+        // Exit cannot fail for a context this thread just entered; keep any
+        // exception from the callback intact across the call.
+        PyObject* exc = PyErr_GetRaisedException();
+        PyContext_Exit(d->context);
+        PyErr_SetRaisedException(exc);
+        if (r) {
+            Py_DECREF(r);
+            return 0;
+        }
+    }
+    if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
+        return -1;
+    }
+    return report_callback_error(self, d);
+}
+
+void handle_cancel(PyObject* self) {
+    HandleData* d = handle_data(self);
+    if (d->cancelled) return;
+    d->cancelled = true;
+    CoreLoop* loop = reinterpret_cast<CoreLoop*>(d->loop);
+    if (d->scheduled) loop->s.timer_cancelled_count++;
+    if (loop->s.debug) {
+        // Keep the description of what was cancelled for later repr().
+        PyObject* repr = PyObject_Repr(self);
+        if (repr) {
+            Py_XSETREF(d->repr, repr);
+        } else {
+            PyErr_WriteUnraisable(self);
+        }
+    }
+    Py_CLEAR(d->callback);
+    Py_CLEAR(d->args);
+}
+
+namespace {
+
+PyObject* Handle_cancel(PyObject* self, PyObject*) {
+    handle_cancel(self);
+    Py_RETURN_NONE;
+}
+
+PyObject* Handle_cancelled(PyObject* self, PyObject*) {
+    return PyBool_FromLong(handle_data(self)->cancelled);
+}
+
+PyObject* Handle_get_context(PyObject* self, PyObject*) {
+    return Py_NewRef(handle_data(self)->context);
+}
+
+PyObject* Handle_run(PyObject* self, PyObject*) {
+    if (handle_run(self) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* TimerHandle_when(PyObject* self, PyObject*) {
+    return PyFloat_FromDouble(handle_data(self)->when);
+}
+
+int Handle_traverse(PyObject* self, visitproc visit, void* arg) {
+    HandleData* d = handle_data(self);
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(d->callback);
+    Py_VISIT(d->args);
+    Py_VISIT(d->context);
+    Py_VISIT(d->loop);
+    Py_VISIT(d->source_traceback);
+    Py_VISIT(d->repr);
+    return 0;
+}
+
+int Handle_clear(PyObject* self) {
+    HandleData* d = handle_data(self);
+    Py_CLEAR(d->callback);
+    Py_CLEAR(d->args);
+    Py_CLEAR(d->context);
+    Py_CLEAR(d->loop);
+    Py_CLEAR(d->source_traceback);
+    Py_CLEAR(d->repr);
+    return 0;
+}
+
+void Handle_dealloc(PyObject* self) {
+    PyTypeObject* tp = Py_TYPE(self);
+    PyObject_GC_UnTrack(self);
+    if (tp->tp_weaklistoffset &&
+        *reinterpret_cast<PyObject**>(reinterpret_cast<char*>(self) + tp->tp_weaklistoffset)) {
+        PyObject_ClearWeakRefs(self);
+    }
+    Handle_clear(self);
+    tp->tp_free(self);
+    Py_DECREF(tp);
+}
+
+// Getters for asyncio's slot names; asyncio's Python methods (__repr__,
+// _repr_info, TimerHandle comparisons) read the handle through these.
+PyObject* or_none(PyObject* o) { return Py_NewRef(o ? o : Py_None); }
+PyObject* get_callback(PyObject* self, void*) { return or_none(handle_data(self)->callback); }
+PyObject* get_args(PyObject* self, void*) { return or_none(handle_data(self)->args); }
+PyObject* get_context(PyObject* self, void*) { return or_none(handle_data(self)->context); }
+PyObject* get_loop(PyObject* self, void*) { return or_none(handle_data(self)->loop); }
+PyObject* get_source_traceback(PyObject* self, void*) { return or_none(handle_data(self)->source_traceback); }
+PyObject* get_repr(PyObject* self, void*) { return or_none(handle_data(self)->repr); }
+PyObject* get_cancelled(PyObject* self, void*) { return PyBool_FromLong(handle_data(self)->cancelled); }
+PyObject* get_when(PyObject* self, void*) { return PyFloat_FromDouble(handle_data(self)->when); }
+PyObject* get_scheduled(PyObject* self, void*) { return PyBool_FromLong(handle_data(self)->scheduled); }
+
+// TimerHandle derives from asyncio.TimerHandle, not from our Handle, so it
+// lists the shared methods again rather than inheriting them.
+#define HANDLE_METHODS                                                                           \
+    {"cancel", Handle_cancel, METH_NOARGS, "Cancel the callback; a no-op once it has run."},     \
+        {"cancelled", Handle_cancelled, METH_NOARGS, "Return True if the handle was cancelled."}, \
+        {"get_context", Handle_get_context, METH_NOARGS,                                         \
+         "Return the contextvars.Context the callback runs in."},                                \
+        {"_run", Handle_run, METH_NOARGS, nullptr}
+
+PyMethodDef handle_methods[] = {
+    HANDLE_METHODS,
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyMethodDef timer_methods[] = {
+    HANDLE_METHODS,
+    {"when", TimerHandle_when, METH_NOARGS, "Return the scheduled time as a loop.time() float."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+#undef HANDLE_METHODS
+
+#define HANDLE_GETSETS                                                         \
+    {"_callback", get_callback, nullptr, nullptr, nullptr},                    \
+        {"_args", get_args, nullptr, nullptr, nullptr},                        \
+        {"_context", get_context, nullptr, nullptr, nullptr},                  \
+        {"_loop", get_loop, nullptr, nullptr, nullptr},                        \
+        {"_source_traceback", get_source_traceback, nullptr, nullptr, nullptr}, \
+        {"_repr", get_repr, nullptr, nullptr, nullptr},                        \
+        {"_cancelled", get_cancelled, nullptr, nullptr, nullptr}
+
+PyGetSetDef handle_getsets[] = {
+    HANDLE_GETSETS,
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+PyGetSetDef timer_getsets[] = {
+    HANDLE_GETSETS,
+    {"_when", get_when, nullptr, nullptr, nullptr},
+    {"_scheduled", get_scheduled, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+#undef HANDLE_GETSETS
+
+PyTypeObject* make_type(PyObject* module, const char* name, PyObject* base, PyMethodDef* methods,
+                        PyGetSetDef* getsets) {
+    PyType_Slot slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(Handle_dealloc)},
+        {Py_tp_traverse, reinterpret_cast<void*>(Handle_traverse)},
+        {Py_tp_clear, reinterpret_cast<void*>(Handle_clear)},
+        {Py_tp_methods, methods},
+        {Py_tp_getset, getsets},
+        {0, nullptr},
+    };
+    PyType_Spec spec = {
+        name,
+        int(g.handle_data_offset + Py_ssize_t(sizeof(HandleData))),
+        0,
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+        slots,
+    };
+    Ref bases = Ref::steal(PyTuple_Pack(1, base));
+    if (!bases) return nullptr;
+    return reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases.get()));
+}
+
+}  // namespace
+
+int init_handle_types(PyObject* module) {
+    Ref events = Ref::steal(PyImport_ImportModule("asyncio.events"));
+    if (!events) return -1;
+    Ref handle_base = Ref::steal(PyObject_GetAttrString(events.get(), "Handle"));
+    Ref timer_base = Ref::steal(PyObject_GetAttrString(events.get(), "TimerHandle"));
+    if (!handle_base || !timer_base) return -1;
+    // One offset for both types keeps handle_data() branch-free.
+    Py_ssize_t end = std::max(reinterpret_cast<PyTypeObject*>(handle_base.get())->tp_basicsize,
+                              reinterpret_cast<PyTypeObject*>(timer_base.get())->tp_basicsize);
+    constexpr Py_ssize_t align = alignof(HandleData);
+    g.handle_data_offset = (end + align - 1) / align * align;
+
+    g.Handle = make_type(module, "cxxloop._core.Handle", handle_base.get(), handle_methods, handle_getsets);
+    if (!g.Handle) return -1;
+    g.TimerHandle = make_type(module, "cxxloop._core.TimerHandle", timer_base.get(), timer_methods, timer_getsets);
+    if (!g.TimerHandle) return -1;
+    if (PyModule_AddObjectRef(module, "Handle", reinterpret_cast<PyObject*>(g.Handle)) < 0 ||
+        PyModule_AddObjectRef(module, "TimerHandle", reinterpret_cast<PyObject*>(g.TimerHandle)) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+}  // namespace cxxloop::py

@@ -1,0 +1,144 @@
+// add_reader / add_writer / remove_reader / remove_writer: level-triggered
+// watches with selector_events' semantics (one reader and one writer per
+// fd; adding replaces and cancels the previous handle).
+#include <unistd.h>
+
+#include <cerrno>
+#include <new>
+
+#include "handle.hpp"
+#include "loop.hpp"
+
+namespace cxxloop::py {
+namespace {
+
+// selectors._fileobj_to_fd, with its messages.
+int fileobj_to_fd(PyObject* fileobj) {
+    long fd;
+    if (PyLong_Check(fileobj)) {
+        fd = PyLong_AsLong(fileobj);
+        if (fd == -1 && PyErr_Occurred()) return -1;
+    } else {
+        Ref r = Ref::steal(PyObject_CallMethodNoArgs(fileobj, g.s_fileno));
+        if (r && PyLong_Check(r.get())) fd = PyLong_AsLong(r.get());
+        if (!r || !PyLong_Check(r.get()) || (fd == -1 && PyErr_Occurred())) {
+            PyErr_Clear();
+            PyErr_Format(PyExc_ValueError, "Invalid file object: %R", fileobj);
+            return -1;
+        }
+    }
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    return int(fd);
+}
+
+uint32_t mask_of(const FdWatch& w) {
+    return (w.reader ? kReadable : 0u) | (w.writer ? kWritable : 0u);
+}
+
+PyObject* FdWatch::*slot_for(uint32_t which) {
+    return which == kReadable ? &FdWatch::reader : &FdWatch::writer;
+}
+
+// In a forked child the epoll instance is still the parent's: touching its
+// interest list would change which events the parent sees.
+bool inherited(CoreLoop* self) { return self->s.pid != getpid(); }
+
+PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, uint32_t which,
+                    const char* method) {
+    if (nargs < 2) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required positional arguments: 'fd' and 'callback'", method);
+        return nullptr;
+    }
+    if (check_closed(self) < 0) return nullptr;
+    int fd = fileobj_to_fd(args[0]);
+    if (fd < 0) return nullptr;
+    if (!PyCallable_Check(args[1])) {
+        PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R", method, args[1]);
+        return nullptr;
+    }
+    if (inherited(self)) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot use an event loop inherited across fork()");
+        return nullptr;
+    }
+    LoopState& s = self->s;
+    try {
+        if (size_t(fd) >= s.fds.size()) s.fds.resize(size_t(fd) + 1);
+    } catch (const std::bad_alloc&) {
+        return PyErr_NoMemory();
+    }
+    Ref handle = Ref::steal(handle_new(g.Handle, self, args[1], args + 2, nargs - 2, nullptr));
+    if (!handle) return nullptr;
+
+    FdWatch& w = s.fds[size_t(fd)];
+    uint32_t old_mask = mask_of(w);
+    uint32_t mask = old_mask | which;
+    int err = old_mask ? s.poller->modify(fd, mask, uint64_t(fd), false)
+                       : s.poller->add(fd, mask, uint64_t(fd), false);
+    if (err == -ENOENT && old_mask) {
+        // The fd was closed and its number reused since the last watch was
+        // added; the kernel already forgot the old registration.
+        err = s.poller->add(fd, mask, uint64_t(fd), false);
+    }
+    if (err < 0) {
+        errno = -err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject* old = std::exchange(w.*slot_for(which), handle.release());
+    if (old) {
+        handle_cancel(old);
+        Py_DECREF(old);
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
+    if (self->s.closed) Py_RETURN_FALSE;
+    int fd = fileobj_to_fd(fileobj);
+    if (fd < 0) return nullptr;
+    LoopState& s = self->s;
+    if (size_t(fd) >= s.fds.size() || !(s.fds[size_t(fd)].*slot_for(which))) Py_RETURN_FALSE;
+    FdWatch& w = s.fds[size_t(fd)];
+    PyObject* old = std::exchange(w.*slot_for(which), nullptr);
+    if (!inherited(self)) {
+        // Errors mean the fd is already closed, which unregistered it.
+        uint32_t mask = mask_of(w);
+        if (mask) {
+            s.poller->modify(fd, mask, uint64_t(fd), false);
+        } else {
+            s.poller->remove(fd);
+        }
+    }
+    handle_cancel(old);
+    Py_DECREF(old);
+    Py_RETURN_TRUE;
+}
+
+PyObject* add_reader(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
+    return add_watch(reinterpret_cast<CoreLoop*>(op), args, nargs, kReadable, "add_reader");
+}
+PyObject* add_writer(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
+    return add_watch(reinterpret_cast<CoreLoop*>(op), args, nargs, kWritable, "add_writer");
+}
+PyObject* remove_reader(PyObject* op, PyObject* fd) {
+    return remove_watch(reinterpret_cast<CoreLoop*>(op), fd, kReadable);
+}
+PyObject* remove_writer(PyObject* op, PyObject* fd) {
+    return remove_watch(reinterpret_cast<CoreLoop*>(op), fd, kWritable);
+}
+
+}  // namespace
+
+PyMethodDef loop_fd_methods[] = {
+    {"add_reader", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(add_reader)), METH_FASTCALL,
+     "add_reader(fd, callback, *args): call callback(*args) while fd is readable."},
+    {"add_writer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(add_writer)), METH_FASTCALL,
+     "add_writer(fd, callback, *args): call callback(*args) while fd is writable."},
+    {"remove_reader", remove_reader, METH_O, "Stop watching fd for reading; return True if it was watched."},
+    {"remove_writer", remove_writer, METH_O, "Stop watching fd for writing; return True if it was watched."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace cxxloop::py

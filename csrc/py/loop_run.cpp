@@ -1,0 +1,391 @@
+// The run loop: run_forever, run_until_complete, stop, close, and one
+// iteration (run_once) in asyncio's order: poll, queue I/O callbacks, queue
+// due timers, then run exactly the callbacks that were ready at that point.
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "../core/clock.hpp"
+#include "handle.hpp"
+#include "loop.hpp"
+
+namespace cxxloop::py {
+
+namespace {
+
+// asyncio compacts the heap once cancelled timers are more than half of at
+// least this many entries; below it, popping them at the top is cheaper.
+constexpr size_t kMinTimersToCompact = 100;
+
+void drop_cancelled_timers(LoopState& s) {
+    if (s.timers.size() > kMinTimersToCompact && s.timer_cancelled_count * 2 > s.timers.size()) {
+        s.timers.remove_if([](PyObject* h) {
+            HandleData* d = handle_data(h);
+            if (!d->cancelled) return false;
+            d->scheduled = false;
+            Py_DECREF(h);
+            return true;
+        });
+        s.timer_cancelled_count = 0;
+        return;
+    }
+    while (!s.timers.empty() && handle_data(s.timers.top().item)->cancelled) {
+        PyObject* h = s.timers.pop();
+        handle_data(h)->scheduled = false;
+        s.timer_cancelled_count--;
+        Py_DECREF(h);
+    }
+}
+
+int queue_io(CoreLoop* self, const PollEvent& ev) {
+    LoopState& s = self->s;
+    if (ev.token == kWakeupToken) {
+        s.wakeup.drain();
+        return 0;
+    }
+    if (ev.token >= s.fds.size()) return 0;
+    FdWatch& w = s.fds[ev.token];
+    if ((ev.ready & kReadable) && w.reader && !handle_data(w.reader)->cancelled &&
+        push_ready(self, w.reader) < 0) {
+        return -1;
+    }
+    if ((ev.ready & kWritable) && w.writer && !handle_data(w.writer)->cancelled &&
+        push_ready(self, w.writer) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
+int poll(CoreLoop* self) {
+    LoopState& s = self->s;
+    int64_t timeout_ns = -1;
+    if (!s.ready.empty() || s.stopping) {
+        timeout_ns = 0;
+    } else if (!s.timers.empty()) {
+        timeout_ns = ns_until(s.timers.top().when, monotonic_seconds());
+    }
+    constexpr size_t kMaxEvents = 256;
+    PollEvent events[kMaxEvents];
+    int n;
+    if (timeout_ns == 0) {
+        // Not worth giving up the GIL for a poll that cannot block.
+        n = s.poller->wait(0, events, kMaxEvents);
+    } else {
+        Py_BEGIN_ALLOW_THREADS
+        n = s.poller->wait(timeout_ns, events, kMaxEvents);
+        Py_END_ALLOW_THREADS
+    }
+    if (n == -EINTR) {
+        // A signal: let Python run its handler (KeyboardInterrupt for ^C).
+        return PyErr_CheckSignals();
+    }
+    if (n < 0) {
+        errno = -n;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    for (int i = 0; i < n; ++i) {
+        if (queue_io(self, events[i]) < 0) return -1;
+    }
+    return 0;
+}
+
+void queue_due_timers(LoopState& s) {
+    if (s.timers.empty()) return;
+    double now = monotonic_seconds();
+    while (!s.timers.empty() && s.timers.top().when <= now) {
+        PyObject* h = s.timers.pop();  // the heap's reference moves to ready
+        HandleData* d = handle_data(h);
+        d->scheduled = false;
+        if (d->cancelled) {
+            s.timer_cancelled_count--;
+            Py_DECREF(h);
+            continue;
+        }
+        try {
+            s.ready.push_back(h);
+        } catch (const std::bad_alloc&) {
+            Py_DECREF(h);
+            throw;
+        }
+    }
+}
+
+int warn_if_slow(CoreLoop* self, PyObject* h, double elapsed) {
+    if (elapsed < self->s.slow_callback_duration) return 0;
+    Ref what = Ref::steal(PyObject_CallOneArg(g.format_handle, h));
+    if (!what) return -1;
+    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "warning", "sOd", "Executing %s took %.3f seconds",
+                                           what.get(), elapsed));
+    return r ? 0 : -1;
+}
+
+int run_handle_debug(CoreLoop* self, PyObject* h) {
+    set_ref(&self->s.current_handle, h);
+    double t0 = monotonic_seconds();
+    int rc = handle_run(h);
+    double elapsed = monotonic_seconds() - t0;
+    Py_CLEAR(self->s.current_handle);
+    if (rc < 0) return -1;
+    return warn_if_slow(self, h, elapsed);
+}
+
+int run_once(CoreLoop* self) {
+    LoopState& s = self->s;
+    drop_cancelled_timers(s);
+    if (poll(self) < 0) return -1;
+    try {
+        queue_due_timers(s);
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    // Callbacks scheduled by these callbacks wait for the next iteration.
+    for (size_t ntodo = s.ready.size(); ntodo > 0 && !s.ready.empty(); --ntodo) {
+        Ref h = Ref::steal(s.ready.pop_front());
+        if (handle_data(h.get())->cancelled) continue;
+        int rc = s.debug ? run_handle_debug(self, h.get()) : handle_run(h.get());
+        if (rc < 0) return -1;
+    }
+    return 0;
+}
+
+int set_origin_tracking(PyObject* self, PyObject* enabled) {
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(self, g.s_set_coroutine_origin_tracking, enabled));
+    return r ? 0 : -1;
+}
+
+int check_can_run(CoreLoop* self) {
+    if (check_closed(self) < 0) return -1;
+    if (self->s.running) {
+        PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
+        return -1;
+    }
+    Ref running = Ref::steal(PyObject_CallNoArgs(g.get_running_loop));
+    if (!running) return -1;
+    if (running.get() != Py_None) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot run the event loop while another loop is running");
+        return -1;
+    }
+    if (self->s.pid != getpid()) {
+        // The poller and wake-up fd are shared with the parent process.
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Cannot run an event loop inherited across fork(); create a new loop in the child");
+        return -1;
+    }
+    return 0;
+}
+
+// asyncio's _run_forever_setup: hooks for async generators, the running
+// loop for get_running_loop(), coroutine origin tracking in debug mode.
+int setup_run(CoreLoop* self) {
+    PyObject* op = reinterpret_cast<PyObject*>(self);
+    if (set_origin_tracking(op, self->s.debug ? Py_True : Py_False) < 0) return -1;
+    Ref old_hooks = Ref::steal(PyObject_CallNoArgs(g.get_asyncgen_hooks));
+    if (!old_hooks) return -1;
+    Ref firstiter = Ref::steal(PyObject_GetAttr(op, g.s_asyncgen_firstiter_hook));
+    Ref finalizer = Ref::steal(PyObject_GetAttr(op, g.s_asyncgen_finalizer_hook));
+    if (!firstiter || !finalizer) return -1;
+    Ref kwnames = Ref::steal(PyTuple_Pack(2, g.s_firstiter, g.s_finalizer));
+    if (!kwnames) return -1;
+    PyObject* hook_args[] = {firstiter.get(), finalizer.get()};
+    Ref r = Ref::steal(PyObject_Vectorcall(g.set_asyncgen_hooks, hook_args, 0, kwnames.get()));
+    if (!r) return -1;
+    Py_XSETREF(self->s.old_agen_hooks, old_hooks.release());
+    self->s.thread_id = PyThread_get_thread_ident();
+    self->s.running = true;
+    r = Ref::steal(PyObject_CallOneArg(g.set_running_loop, op));
+    return r ? 0 : -1;
+}
+
+// asyncio's _run_forever_cleanup. Runs with any exception from the loop
+// stashed, so each step runs; a failure here is reported as unraisable
+// when the loop itself already failed.
+int cleanup_run(CoreLoop* self) {
+    PyObject* op = reinterpret_cast<PyObject*>(self);
+    Ref pending = Ref::steal(PyErr_GetRaisedException());
+    self->s.stopping = false;
+    self->s.running = false;
+    self->s.thread_id = 0;
+    int rc = 0;
+    Ref r = Ref::steal(PyObject_CallOneArg(g.set_running_loop, Py_None));
+    if (!r || set_origin_tracking(op, Py_False) < 0) rc = -1;
+    if (rc == 0 && self->s.old_agen_hooks) {
+        Ref hooks = Ref::steal(std::exchange(self->s.old_agen_hooks, nullptr));
+        r = Ref::steal(PyObject_Call(g.set_asyncgen_hooks, hooks.get(), nullptr));
+        if (!r) rc = -1;
+    }
+    if (pending) {
+        if (rc < 0) PyErr_WriteUnraisable(op);
+        PyErr_SetRaisedException(pending.release());
+        return -1;
+    }
+    return rc;
+}
+
+int run_forever_impl(CoreLoop* self) {
+    if (check_can_run(self) < 0) return -1;
+    if (setup_run(self) < 0) {
+        cleanup_run(self);
+        return -1;
+    }
+    int rc = 0;
+    for (;;) {
+        if (run_once(self) < 0) {
+            rc = -1;
+            break;
+        }
+        if (self->s.stopping) break;
+    }
+    return cleanup_run(self) < 0 ? -1 : rc;
+}
+
+PyObject* run_forever(PyObject* op, PyObject*) {
+    if (run_forever_impl(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+// Done callback of run_until_complete's future: stop the future's loop,
+// except when it failed with SystemExit/KeyboardInterrupt, which already
+// unwinds run_forever.
+PyObject* run_until_complete_cb(PyObject*, PyObject* fut) {
+    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(fut, g.s_cancelled));
+    if (!cancelled) return nullptr;
+    if (cancelled.get() == Py_False) {
+        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(fut, g.s_exception));
+        if (!exc) return nullptr;
+        if (PyErr_GivenExceptionMatches(exc.get(), PyExc_SystemExit) ||
+            PyErr_GivenExceptionMatches(exc.get(), PyExc_KeyboardInterrupt)) {
+            Py_RETURN_NONE;
+        }
+    }
+    Ref loop = Ref::steal(PyObject_CallMethod(fut, "get_loop", nullptr));
+    if (!loop) return nullptr;
+    return PyObject_CallMethodNoArgs(loop.get(), g.s_stop);
+}
+
+PyMethodDef run_until_complete_cb_def = {"_run_until_complete_cb", run_until_complete_cb, METH_O, nullptr};
+PyObject* run_until_complete_cb_obj;  // created once, in init below
+
+bool call_true(PyObject* obj, PyObject* method) {
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(obj, method));
+    return r && r.get() == Py_True;
+}
+
+PyObject* run_until_complete(PyObject* op, PyObject* future) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (check_can_run(self) < 0) return nullptr;
+    Ref is_future = Ref::steal(PyObject_CallOneArg(g.isfuture, future));
+    if (!is_future) return nullptr;
+    bool new_task = is_future.get() != Py_True;
+    PyObject* ensure_args[] = {future, op};
+    Ref fut = Ref::steal(PyObject_Vectorcall(g.ensure_future, ensure_args, 1, g.kw_loop));
+    if (!fut) return nullptr;
+    if (new_task && PyObject_SetAttr(fut.get(), g.s_log_destroy_pending, Py_False) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_add_done_callback, run_until_complete_cb_obj));
+    if (!r) return nullptr;
+
+    int rc = run_forever_impl(self);
+    if (rc < 0 && new_task && call_true(fut.get(), g.s_done) && !call_true(fut.get(), g.s_cancelled)) {
+        // The loop was interrupted (^C): mark the task's own exception as
+        // retrieved so it is not logged as never retrieved.
+        Ref pending = Ref::steal(PyErr_GetRaisedException());
+        Ref ignored = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_exception));
+        PyErr_SetRaisedException(pending.release());
+    }
+    {
+        Ref pending = Ref::steal(PyErr_GetRaisedException());
+        r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_remove_done_callback, run_until_complete_cb_obj));
+        if (pending) {
+            if (!r) PyErr_WriteUnraisable(op);
+            PyErr_SetRaisedException(pending.release());
+            return nullptr;
+        }
+        if (!r) return nullptr;
+    }
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_done));
+    if (!done) return nullptr;
+    if (done.get() != Py_True) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
+        return nullptr;
+    }
+    return PyObject_CallMethodNoArgs(fut.get(), g.s_result);
+}
+
+PyObject* stop(PyObject* op, PyObject*) {
+    reinterpret_cast<CoreLoop*>(op)->s.stopping = true;
+    Py_RETURN_NONE;
+}
+
+PyObject* is_running(PyObject* op, PyObject*) { return PyBool_FromLong(reinterpret_cast<CoreLoop*>(op)->s.running); }
+PyObject* is_closed(PyObject* op, PyObject*) { return PyBool_FromLong(reinterpret_cast<CoreLoop*>(op)->s.closed); }
+PyObject* get_debug(PyObject* op, PyObject*) { return PyBool_FromLong(reinterpret_cast<CoreLoop*>(op)->s.debug); }
+
+PyObject* set_debug(PyObject* op, PyObject* enabled) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    int on = PyObject_IsTrue(enabled);
+    if (on < 0) return nullptr;
+    self->s.debug = on;
+    if (self->s.running) {
+        // Origin tracking is per thread; switch it in the loop's thread.
+        Ref track = Ref::steal(PyObject_GetAttr(op, g.s_set_coroutine_origin_tracking));
+        if (!track) return nullptr;
+        return PyObject_CallMethod(op, "call_soon_threadsafe", "OO", track.get(), on ? Py_True : Py_False);
+    }
+    Py_RETURN_NONE;
+}
+
+// Shuts the default executor down without waiting, as asyncio's close().
+int close_executor(PyObject* op) {
+    if (PyObject_SetAttrString(op, "_executor_shutdown_called", Py_True) < 0) return -1;
+    Ref executor = Ref::steal(PyObject_GetAttrString(op, "_default_executor"));
+    if (!executor) return -1;
+    if (executor.get() == Py_None) return 0;
+    if (PyObject_SetAttrString(op, "_default_executor", Py_None) < 0) return -1;
+    Ref shutdown = Ref::steal(PyObject_GetAttrString(executor.get(), "shutdown"));
+    Ref kwnames = Ref::steal(Py_BuildValue("(s)", "wait"));
+    if (!shutdown || !kwnames) return -1;
+    PyObject* args[] = {Py_False};
+    Ref r = Ref::steal(PyObject_Vectorcall(shutdown.get(), args, 0, kwnames.get()));
+    return r ? 0 : -1;
+}
+
+PyObject* close(PyObject* op, PyObject*) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (self->s.running) {
+        PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
+        return nullptr;
+    }
+    if (self->s.closed) Py_RETURN_NONE;
+    if (self->s.debug) {
+        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", "Close %r", op));
+        if (!r) return nullptr;
+    }
+    self->s.closed = true;
+    clear_queues(self);
+    self->s.poller.reset();
+    self->s.wakeup.close();
+    if (close_executor(op) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+}  // namespace
+
+int init_run_until_complete_cb() {
+    run_until_complete_cb_obj = PyCFunction_New(&run_until_complete_cb_def, nullptr);
+    return run_until_complete_cb_obj ? 0 : -1;
+}
+
+PyMethodDef loop_run_methods[] = {
+    {"run_forever", run_forever, METH_NOARGS, "Run the loop until stop() is called."},
+    {"run_until_complete", run_until_complete, METH_O, "Run until the future (or coroutine) is done."},
+    {"stop", stop, METH_NOARGS, "Stop after the callbacks of the current iteration have run."},
+    {"close", close, METH_NOARGS, "Close the loop; pending callbacks are discarded."},
+    {"is_running", is_running, METH_NOARGS, "Return True if the loop is running."},
+    {"is_closed", is_closed, METH_NOARGS, "Return True if the loop was closed."},
+    {"get_debug", get_debug, METH_NOARGS, "Return the debug-mode flag."},
+    {"set_debug", set_debug, METH_O, "Set the debug-mode flag."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace cxxloop::py

@@ -1,0 +1,275 @@
+// Scheduling: call_soon, call_soon_threadsafe, call_at, call_later, time,
+// create_future, create_task. These run per callback, so each parses its
+// vectorcall arguments directly and allocates nothing it does not return.
+
+#include <cmath>
+#include <new>
+#include <vector>
+
+#include "../core/clock.hpp"
+#include "handle.hpp"
+#include "loop.hpp"
+
+namespace cxxloop::py {
+
+int check_closed(CoreLoop* self) {
+    if (self->s.closed) {
+        PyErr_SetString(PyExc_RuntimeError, "Event loop is closed");
+        return -1;
+    }
+    return 0;
+}
+
+int push_ready(CoreLoop* self, PyObject* handle) {
+    try {
+        self->s.ready.push_back(Py_NewRef(handle));
+    } catch (const std::bad_alloc&) {
+        Py_DECREF(handle);
+        PyErr_NoMemory();
+        return -1;
+    }
+    return 0;
+}
+
+namespace {
+
+// asyncio checks only in debug mode that the call comes from the loop's
+// thread; so do we.
+int check_thread(CoreLoop* self) {
+    if (self->s.thread_id && PyThread_get_thread_ident() != self->s.thread_id) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "Non-thread-safe operation invoked on an event loop other than the current one");
+        return -1;
+    }
+    return 0;
+}
+
+// asyncio only type-checks callbacks in debug mode and otherwise fails when
+// the callback runs. A non-callable is rejected here always, because the
+// check costs one type-slot test; the costlier coroutine-function test stays
+// debug-only, as in asyncio. Messages are asyncio's.
+int check_callback(CoreLoop* self, PyObject* callback, const char* method) {
+    bool callable = PyCallable_Check(callback);
+    if (!callable || self->s.debug) {
+        Ref is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutine, callback));
+        if (!is_coro) return -1;
+        int coro = PyObject_IsTrue(is_coro.get());
+        if (coro == 0 && self->s.debug) {
+            is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutinefunction, callback));
+            if (!is_coro) return -1;
+            coro = PyObject_IsTrue(is_coro.get());
+        }
+        if (coro < 0) return -1;
+        if (coro) {
+            PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", method);
+            return -1;
+        }
+    }
+    if (!callable) {
+        PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R", method, callback);
+        return -1;
+    }
+    return 0;
+}
+
+int check_context(PyObject* context) {
+    if (context && context != Py_None && !PyContext_CheckExact(context)) {
+        PyErr_Format(PyExc_TypeError, "context must be a contextvars.Context, not %.200s",
+                     Py_TYPE(context)->tp_name);
+        return -1;
+    }
+    return 0;
+}
+
+// Shared front half of the call_* methods: `context=` and the checks.
+// `first` names the argument before the callback (when, delay), if any.
+int parse_callback_call(CoreLoop* self, const char* method, const char* first, PyObject* const* args,
+                        Py_ssize_t nargs, PyObject* kwnames, PyObject** context, bool check_owner) {
+    Py_ssize_t required = first ? 2 : 1;
+    if (nargs < required) {
+        PyErr_Format(PyExc_TypeError, "%s() missing required positional argument: '%s'", method,
+                     nargs + 1 < required ? first : "callback");
+        return -1;
+    }
+    if (!parse_kwonly(method, args, nargs, kwnames, {g.s_context}, {context})) return -1;
+    if (check_context(*context) < 0 || check_closed(self) < 0) return -1;
+    if (check_owner && self->s.debug && check_thread(self) < 0) return -1;
+    return 0;
+}
+
+PyObject* call_soon(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject* context = nullptr;
+    if (parse_callback_call(self, "call_soon", nullptr, args, nargs, kwnames, &context, true) < 0 ||
+        check_callback(self, args[0], "call_soon") < 0) {
+        return nullptr;
+    }
+    Ref h = Ref::steal(handle_new(g.Handle, self, args[0], args + 1, nargs - 1, context));
+    if (!h || push_ready(self, h.get()) < 0) return nullptr;
+    return h.release();
+}
+
+PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject* context = nullptr;
+    if (parse_callback_call(self, "call_soon_threadsafe", nullptr, args, nargs, kwnames, &context, false) < 0 ||
+        check_callback(self, args[0], "call_soon_threadsafe") < 0) {
+        return nullptr;
+    }
+    Ref h = Ref::steal(handle_new(g.Handle, self, args[0], args + 1, nargs - 1, context));
+    if (!h || push_ready(self, h.get()) < 0) return nullptr;
+    self->s.wakeup.signal();
+    return h.release();
+}
+
+// Converts a deadline or delay argument; asyncio's messages for None.
+bool to_seconds(PyObject* value, const char* none_message, double* out) {
+    if (value == Py_None) {
+        PyErr_SetString(PyExc_TypeError, none_message);
+        return false;
+    }
+    double v = PyFloat_AsDouble(value);
+    if (v == -1.0 && PyErr_Occurred()) return false;
+    if (std::isnan(v)) {
+        // A NaN deadline would silently break the heap's ordering.
+        PyErr_SetString(PyExc_ValueError, "timer deadline must not be NaN");
+        return false;
+    }
+    *out = v;
+    return true;
+}
+
+PyObject* schedule_timer(CoreLoop* self, double when, PyObject* const* args, Py_ssize_t nargs,
+                         PyObject* context) {
+    if (check_callback(self, args[0], "call_at") < 0) return nullptr;
+    Ref h = Ref::steal(handle_new(g.TimerHandle, self, args[0], args + 1, nargs - 1, context));
+    if (!h) return nullptr;
+    HandleData* d = handle_data(h.get());
+    d->when = when;
+    try {
+        self->s.timers.push(when, Py_NewRef(h.get()));
+    } catch (const std::bad_alloc&) {
+        Py_DECREF(h.get());
+        return PyErr_NoMemory();
+    }
+    d->scheduled = true;
+    return h.release();
+}
+
+PyObject* call_at(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject* context = nullptr;
+    double when;
+    if (parse_callback_call(self, "call_at", "when", args, nargs, kwnames, &context, true) < 0 ||
+        !to_seconds(args[0], "when cannot be None", &when)) {
+        return nullptr;
+    }
+    return schedule_timer(self, when, args + 1, nargs - 1, context);
+}
+
+PyObject* call_later(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    PyObject* context = nullptr;
+    double delay;
+    if (parse_callback_call(self, "call_later", "delay", args, nargs, kwnames, &context, true) < 0 ||
+        !to_seconds(args[0], "delay must not be None", &delay)) {
+        return nullptr;
+    }
+    return schedule_timer(self, monotonic_seconds() + delay, args + 1, nargs - 1, context);
+}
+
+PyObject* loop_time(PyObject*, PyObject*) { return PyFloat_FromDouble(monotonic_seconds()); }
+
+PyObject* create_future(PyObject* op, PyObject*) {
+    PyObject* args[] = {op};
+    return PyObject_Vectorcall(g.Future, args, 0, g.kw_loop);
+}
+
+// create_task with no task factory: Task(coro, loop=self, **kwargs).
+PyObject* new_task(PyObject* self, PyObject* const* args, PyObject* kwnames) {
+    if (!kwnames) {
+        PyObject* call[] = {args[0], self};
+        return PyObject_Vectorcall(g.Task, call, 1, g.kw_loop);
+    }
+    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
+    Ref names = Ref::steal(PyTuple_New(nkw + 1));
+    if (!names) return nullptr;
+    PyTuple_SET_ITEM(names.get(), 0, Py_NewRef(g.s_loop));
+    std::vector<PyObject*> call(size_t(nkw) + 2);
+    call[0] = args[0];
+    call[1] = self;
+    for (Py_ssize_t i = 0; i < nkw; ++i) {
+        PyTuple_SET_ITEM(names.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
+        call[size_t(i) + 2] = args[1 + i];
+    }
+    return PyObject_Vectorcall(g.Task, call.data(), 1, names.get());
+}
+
+// create_task with a task factory. asyncio 3.13.3+ passes every keyword to
+// the factory; earlier releases call factory(loop, coro[, context=]) and
+// then set_name(). We follow whichever the running asyncio does, and pass
+// keywords other than name/context (eager_start) through in both cases.
+PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames) {
+    PyObject* factory = self->s.task_factory;
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    std::vector<PyObject*> call{reinterpret_cast<PyObject*>(self), args[0]};
+    Ref names = Ref::steal(PyList_New(0));
+    if (!names) return nullptr;
+    PyObject* name = Py_None;
+    for (Py_ssize_t i = 0; i < nkw; ++i) {
+        PyObject* kw = PyTuple_GET_ITEM(kwnames, i);
+        PyObject* value = args[1 + i];
+        if (!g.create_task_passthrough) {
+            if (name_is(kw, g.s_name)) {
+                name = value;
+                continue;
+            }
+            if (name_is(kw, g.s_context) && value == Py_None) continue;
+        }
+        call.push_back(value);
+        if (PyList_Append(names.get(), kw) < 0) return nullptr;
+    }
+    Ref kwtuple = Ref::steal(PyList_AsTuple(names.get()));
+    if (!kwtuple) return nullptr;
+    Ref task = Ref::steal(PyObject_Vectorcall(factory, call.data(), 2,
+                                              PyTuple_GET_SIZE(kwtuple.get()) ? kwtuple.get() : nullptr));
+    if (!task || name == Py_None) return task.release();
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(task.get(), g.s_set_name, name));
+    return r ? task.release() : nullptr;
+}
+
+PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (PyVectorcall_NARGS(nargsf) != 1) {
+        PyErr_Format(PyExc_TypeError, "create_task() takes 1 positional argument but %zd were given",
+                     PyVectorcall_NARGS(nargsf));
+        return nullptr;
+    }
+    if (check_closed(self) < 0) return nullptr;
+    if (self->s.task_factory) return factory_task(self, args, kwnames);
+    return new_task(op, args, kwnames);
+}
+
+}  // namespace
+
+PyMethodDef loop_schedule_methods[] = {
+    {"call_soon", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_soon)),
+     METH_FASTCALL | METH_KEYWORDS, "call_soon(callback, *args, context=None) -> Handle"},
+    {"call_soon_threadsafe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_soon_threadsafe)),
+     METH_FASTCALL | METH_KEYWORDS, "Like call_soon(), but safe from any thread; wakes the loop."},
+    {"call_at", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_at)),
+     METH_FASTCALL | METH_KEYWORDS, "call_at(when, callback, *args, context=None) -> TimerHandle"},
+    {"call_later", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_later)),
+     METH_FASTCALL | METH_KEYWORDS, "call_later(delay, callback, *args, context=None) -> TimerHandle"},
+    {"time", loop_time, METH_NOARGS, "Return the loop's clock: time.monotonic()."},
+    {"create_future", create_future, METH_NOARGS, "Create an asyncio.Future attached to the loop."},
+    {"create_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(create_task)),
+     METH_FASTCALL | METH_KEYWORDS, "create_task(coro, **kwargs) -> Task"},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+}  // namespace cxxloop::py
