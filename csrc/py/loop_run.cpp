@@ -267,6 +267,7 @@ PyObject* run_until_complete_cb(PyObject*, PyObject* fut) {
 PyMethodDef run_until_complete_cb_def = {"_run_until_complete_cb", run_until_complete_cb, METH_O, nullptr};
 PyObject* run_until_complete_cb_obj;  // created once, in init below
 
+// obj.method() is True; an error counts as False and is left set.
 bool call_true(PyObject* obj, PyObject* method) {
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(obj, method));
     return r && r.get() == Py_True;
@@ -285,24 +286,21 @@ PyObject* run_until_complete(PyObject* op, PyObject* future) {
     Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_add_done_callback, run_until_complete_cb_obj));
     if (!r) return nullptr;
 
-    int rc = run_forever_impl(self);
-    if (rc < 0 && new_task && call_true(fut.get(), g.s_done) && !call_true(fut.get(), g.s_cancelled)) {
-        // The loop was interrupted (^C): mark the task's own exception as
-        // retrieved so it is not logged as never retrieved.
-        Ref pending = Ref::steal(PyErr_GetRaisedException());
+    run_forever_impl(self);
+    Ref pending = Ref::steal(PyErr_GetRaisedException());
+    if (pending && new_task && call_true(fut.get(), g.s_done) && !call_true(fut.get(), g.s_cancelled)) {
+        // The loop was interrupted (^C) after the task failed: mark the
+        // task's exception as retrieved so it is not logged as never retrieved.
         Ref ignored = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_exception));
+    }
+    PyErr_Clear();
+    r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_remove_done_callback, run_until_complete_cb_obj));
+    if (pending) {
+        if (!r) PyErr_WriteUnraisable(op);
         PyErr_SetRaisedException(pending.release());
+        return nullptr;
     }
-    {
-        Ref pending = Ref::steal(PyErr_GetRaisedException());
-        r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_remove_done_callback, run_until_complete_cb_obj));
-        if (pending) {
-            if (!r) PyErr_WriteUnraisable(op);
-            PyErr_SetRaisedException(pending.release());
-            return nullptr;
-        }
-        if (!r) return nullptr;
-    }
+    if (!r) return nullptr;
     Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_done));
     if (!done) return nullptr;
     if (done.get() != Py_True) {

@@ -1,0 +1,38 @@
+# The two entry points of the README:
+#   make bench   build cxxloop into a venv and run the benchmark
+#   make test    build and test on every CPython >= 3.11 on this machine,
+#                plus the C++ unit tests and an ASan+UBSan build
+SHELL := /bin/bash
+PYTHON ?= $(firstword $(shell tools/find-pythons))
+PYTHONS ?= $(shell tools/find-pythons)
+PYTEST_ARGS ?=
+
+.PHONY: bench test test-python test-cpp test-asan deps clean
+
+bench:
+	tools/venv .venv-bench $(PYTHON) '.[bench]'
+	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
+
+test: deps test-cpp test-python test-asan
+
+deps:
+	tools/apt-deps
+
+test-python:
+	@set -e; for py in $(PYTHONS); do \
+	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
+	  echo "=== CPython $$ver ($$py)"; \
+	  tools/venv .venv-$$ver $$py '.[test]'; \
+	  .venv-$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
+	done
+
+test-cpp:
+	tests/cpp/run.sh
+
+# The extension built with -fsanitize=address,undefined, run over the suite.
+test-asan:
+	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test]'
+	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf build .venv-* .pytest_cache

@@ -1,0 +1,126 @@
+"""Handle and TimerHandle objects returned by the scheduling methods."""
+
+import asyncio
+import contextvars
+import gc
+import weakref
+
+import pytest
+
+
+def test_isinstance_and_type_names(loop):
+    h = loop.call_soon(print)
+    t = loop.call_later(10, print)
+    assert isinstance(h, asyncio.Handle) and not isinstance(h, asyncio.TimerHandle)
+    assert isinstance(t, asyncio.TimerHandle) and isinstance(t, asyncio.Handle)
+    assert type(h).__name__ == "Handle" and type(t).__name__ == "TimerHandle"
+    h.cancel()
+    t.cancel()
+
+
+def test_cancel_and_cancelled(loop):
+    fired = []
+    h = loop.call_soon(fired.append, 1)
+    assert not h.cancelled()
+    h.cancel()
+    h.cancel()
+    assert h.cancelled()
+    loop.run_until_complete(asyncio.sleep(0))
+    assert fired == []
+    # Cancelling drops the callback and its arguments, as asyncio does.
+    assert h._callback is None and h._args is None
+
+
+def test_cancel_from_inside_the_callback(loop):
+    box = {}
+
+    def cb():
+        box["h"].cancel()
+        box["ran"] = True
+
+    box["h"] = loop.call_soon(cb)
+    loop.run_until_complete(asyncio.sleep(0))
+    assert box["ran"] and box["h"].cancelled()
+
+
+def test_timer_when_and_ordering(loop):
+    a = loop.call_at(100.0, print)
+    b = loop.call_at(200.0, print)
+    assert a.when() == 100.0 and b.when() == 200.0
+    assert a < b and b > a and a != b
+    assert a._scheduled
+    a.cancel()
+    b.cancel()
+
+
+def test_get_context(loop):
+    ctx = contextvars.copy_context()
+    h = loop.call_soon(print, context=ctx)
+    assert h.get_context() is ctx
+    h.cancel()
+
+
+def test_repr_matches_asyncio_shape(loop):
+    def callback(x):
+        pass
+
+    # Compared with asyncio's own handles for the same callback: the format
+    # differs between Python versions (3.13 hides arguments unless debug).
+    h = loop.call_soon(callback, 1)
+    t = loop.call_at(123.5, callback, 2)
+    assert repr(h) == repr(asyncio.Handle(callback, (1,), loop))
+    assert repr(t) == repr(asyncio.TimerHandle(123.5, callback, (2,), loop))
+    assert repr(t).startswith("<TimerHandle when=123.5 ")
+    h.cancel()
+    t.cancel()
+    assert repr(h).startswith("<Handle cancelled")
+
+
+def test_repr_is_frozen_on_cancel_in_debug(loop):
+    loop.set_debug(True)
+
+    def named_callback():
+        pass
+
+    h = loop.call_soon(named_callback)
+    h.cancel()
+    assert "named_callback" in repr(h)
+    assert h._source_traceback
+
+
+def test_handles_support_weakrefs_and_are_collected(loop):
+    h = loop.call_soon(print)
+    ref = weakref.ref(h)
+    loop.run_until_complete(asyncio.sleep(0))
+    del h
+    gc.collect()
+    assert ref() is None
+
+
+def test_reference_cycle_through_handle_is_collected(loop):
+    class Holder:
+        pass
+
+    holder = Holder()
+    holder.handle = loop.call_later(1000, lambda: holder)
+    ref = weakref.ref(holder)
+    holder.handle.cancel()
+    del holder
+    loop.run_until_complete(asyncio.sleep(0))
+    gc.collect()
+    assert ref() is None
+
+
+def test_handles_cannot_be_instantiated_directly(loop):
+    h = loop.call_soon(print)
+    with pytest.raises(TypeError):
+        type(h)(print, (), loop)
+    h.cancel()
+
+
+def test_run_directly(loop):
+    out = []
+    h = loop.call_soon(out.append, "x")
+    h._run()
+    assert out == ["x"]
+    h.cancel()
