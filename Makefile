@@ -32,6 +32,8 @@ test-cpp:
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
 	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test]'
+	@# Refuse to report a sanitizer run that did not load a sanitized build.
+	ldd .venv-asan/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
 
 clean:
