@@ -72,15 +72,16 @@ int handle_run(PyObject* self) {
     if (PyContext_Enter(d->context) == 0) {
         PyObject* r = PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
                                           size_t(PyTuple_GET_SIZE(args.get())), nullptr);
-        // Exit cannot fail for a context this thread just entered; keep any
-        // exception from the callback intact across the call.
-        PyObject* exc = PyErr_GetRaisedException();
-        PyContext_Exit(d->context);
-        PyErr_SetRaisedException(exc);
+        // Exit cannot fail for a context this thread just entered.
         if (r) {
+            PyContext_Exit(d->context);
             Py_DECREF(r);
             return 0;
         }
+        // Keep the callback's exception intact across the exit.
+        PyObject* exc = PyErr_GetRaisedException();
+        PyContext_Exit(d->context);
+        PyErr_SetRaisedException(exc);
     }
     if (PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt)) {
         return -1;
