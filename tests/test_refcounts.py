@@ -1,0 +1,167 @@
+"""Every path through the C++ core returns the references it takes.
+
+Each check schedules with sentinel objects many times over one path and
+asserts the sentinels' reference counts come back to where they started.
+"""
+
+import asyncio
+import contextvars
+import gc
+import os
+import sys
+
+import pytest
+
+import cxxloop
+
+ROUNDS = 200
+
+
+class Sentinel:
+    def __call__(self, *args):
+        return None
+
+
+def _refs(*objs):
+    gc.collect()
+    return [sys.getrefcount(o) for o in objs]
+
+
+def check_balanced(loop, path):
+    callback, arg, ctx = Sentinel(), Sentinel(), contextvars.copy_context()
+    path(loop, callback, arg, ctx)  # warm up caches and lazily built state
+    before = _refs(callback, arg, ctx)
+    for _ in range(ROUNDS):
+        path(loop, callback, arg, ctx)
+    assert _refs(callback, arg, ctx) == before
+
+
+def spin(loop):
+    loop.run_until_complete(asyncio.sleep(0))
+
+
+def run_soon(loop, cb, arg, ctx):
+    loop.call_soon(cb, arg, context=ctx)
+    spin(loop)
+
+
+def cancel_soon(loop, cb, arg, ctx):
+    loop.call_soon(cb, arg, context=ctx).cancel()
+    spin(loop)
+
+
+def run_threadsafe(loop, cb, arg, ctx):
+    loop.call_soon_threadsafe(cb, arg, context=ctx)
+    spin(loop)
+
+
+def run_timer(loop, cb, arg, ctx):
+    loop.call_later(0, cb, arg, context=ctx)
+    loop.run_until_complete(asyncio.sleep(0.0001))
+
+
+def cancel_timer(loop, cb, arg, ctx):
+    loop.call_at(loop.time() + 100, cb, arg, context=ctx).cancel()
+    spin(loop)
+
+
+def failing_callback(loop, cb, arg, ctx):
+    def boom(a):
+        raise ValueError(a)
+
+    loop.set_exception_handler(lambda lp, context: None)
+    loop.call_soon(boom, arg, context=ctx)
+    spin(loop)
+    loop.set_exception_handler(None)
+
+
+def reader_replace_and_remove(loop, cb, arg, ctx):
+    r, w = os.pipe()
+    try:
+        loop.add_reader(r, cb, arg)
+        loop.add_reader(r, cb, arg)
+        loop.add_writer(w, cb, arg)
+        os.write(w, b"x")
+        spin(loop)
+        loop.remove_reader(r)
+        loop.remove_writer(w)
+    finally:
+        os.close(r)
+        os.close(w)
+
+
+def task_and_future(loop, cb, arg, ctx):
+    async def body(a):
+        fut = loop.create_future()
+        loop.call_soon(fut.set_result, a)
+        return await fut
+
+    loop.run_until_complete(loop.create_task(body(arg), name="t", context=ctx))
+
+
+def debug_mode_paths(loop, cb, arg, ctx):
+    loop.set_debug(True)
+    loop.call_soon(cb, arg, context=ctx).cancel()
+    loop.call_soon(cb, arg, context=ctx)
+    spin(loop)
+    loop.set_debug(False)
+
+
+def rejected_calls(loop, cb, arg, ctx):
+    for call in (
+        lambda: loop.call_soon(42, arg, context=ctx),
+        lambda: loop.call_later(None, cb, arg),
+        lambda: loop.call_at(float("nan"), cb, arg),
+        lambda: loop.call_soon(cb, arg, context=arg),
+        lambda: loop.add_reader(-1, cb, arg),
+    ):
+        with pytest.raises((TypeError, ValueError)):
+            call()
+
+
+PATHS = [
+    run_soon,
+    cancel_soon,
+    run_threadsafe,
+    run_timer,
+    cancel_timer,
+    failing_callback,
+    reader_replace_and_remove,
+    task_and_future,
+    debug_mode_paths,
+    rejected_calls,
+]
+
+
+@pytest.mark.parametrize("path", PATHS, ids=lambda p: p.__name__)
+def test_references_balanced(loop, path):
+    check_balanced(loop, path)
+
+
+def test_close_with_pending_work_releases_everything():
+    callback, arg, ctx = Sentinel(), Sentinel(), contextvars.copy_context()
+    before = _refs(callback, arg, ctx)
+    for _ in range(20):
+        loop = cxxloop.new_event_loop()
+        r, w = os.pipe()
+        loop.call_soon(callback, arg, context=ctx)
+        loop.call_later(10, callback, arg, context=ctx)
+        loop.add_reader(r, callback, arg)
+        loop.set_task_factory(callback)
+        loop.close()
+        os.close(r)
+        os.close(w)
+        del loop
+    assert _refs(callback, arg, ctx) == before
+
+
+def test_timer_compaction_releases_cancelled_timers(loop):
+    callback, arg = Sentinel(), Sentinel()
+    before = _refs(callback, arg)
+    handles = [loop.call_later(1000, callback, arg) for _ in range(1000)]
+    for h in handles:
+        h.cancel()
+    del handles, h
+    spin(loop)
+    assert loop._timer_cancelled_count == 0
+    assert _refs(callback, arg) == before
