@@ -25,6 +25,8 @@ def _outcome(loop, call):
     return "returned", result
 
 
+NOT_A_FILE = object()  # one object, so both loops' messages show one address
+
 BAD_CALLS = {
     "call_soon(coroutine)": lambda lp: lp.call_soon(coroutine_function()),
     "call_soon(coroutine function)": lambda lp: lp.call_soon(coroutine_function),
@@ -36,7 +38,7 @@ BAD_CALLS = {
     "call_at(non-callable)": lambda lp: lp.call_at(1, 42),
     "add_reader(-1)": lambda lp: lp.add_reader(-1, print),
     "add_writer('x')": lambda lp: lp.add_writer("x", print),
-    "remove_reader(object())": lambda lp: lp.remove_reader(object()),
+    "remove_reader(object())": lambda lp: lp.remove_reader(NOT_A_FILE),
     "remove_reader(unregistered)": lambda lp: lp.remove_reader(1000),
     "remove_writer(unregistered)": lambda lp: lp.remove_writer(1000),
     "run_until_complete(42)": lambda lp: lp.run_until_complete(42),

@@ -7,9 +7,41 @@
 
 namespace cxxloop::py {
 
+namespace {
+
+// Released handles, kept for reuse: call_soon and call_later make one per
+// callback, and reuse skips the allocator, the zeroing and the GC
+// allocation count. Entries have refcount 0, are untracked, hold no
+// reference but the one to their type, and all their object fields are null.
+struct FreeList {
+    static constexpr int kMax = 256;
+    PyObject* items[kMax];
+    int count = 0;
+};
+FreeList handle_free, timer_free;
+
+FreeList* free_list_for(PyTypeObject* type) {
+    return type == g.Handle ? &handle_free : type == g.TimerHandle ? &timer_free : nullptr;
+}
+
+PyObject* alloc_handle(PyTypeObject* type) {
+    FreeList* fl = free_list_for(type);
+    if (!fl || fl->count == 0) return PyType_GenericAlloc(type, 0);
+    PyObject* op = fl->items[--fl->count];
+    Py_SET_REFCNT(op, 1);
+    HandleData* d = handle_data(op);
+    d->when = 0.0;
+    d->cancelled = false;
+    d->scheduled = false;
+    PyObject_GC_Track(op);
+    return op;
+}
+
+}  // namespace
+
 PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
                      Py_ssize_t nargs, PyObject* context) {
-    Ref self = Ref::steal(PyType_GenericAlloc(type, 0));
+    Ref self = Ref::steal(alloc_handle(type));
     if (!self) return nullptr;
     HandleData* d = handle_data(self.get());
     d->args = PyTuple_New(nargs);
@@ -163,6 +195,11 @@ void Handle_dealloc(PyObject* self) {
         PyObject_ClearWeakRefs(self);
     }
     Handle_clear(self);
+    FreeList* fl = free_list_for(tp);
+    if (fl && fl->count < FreeList::kMax) {
+        fl->items[fl->count++] = self;  // keeps its reference to the type
+        return;
+    }
     tp->tp_free(self);
     Py_DECREF(tp);
 }
