@@ -1,0 +1,65 @@
+"""gunicorn workers that run their application on cxxloop.
+
+    gunicorn app:make_app -k cxxloop.workers.AiohttpWorker   # or -k egg:cxxloop#aiohttp
+    gunicorn app:asgi_app -k cxxloop.workers.UvicornWorker   # or -k egg:cxxloop#uvicorn
+
+Each is the framework's own gunicorn worker with cxxloop as its event loop,
+so graceful shutdown (SIGTERM, SIGQUIT, SIGINT), reload (SIGHUP to the
+arbiter) and the rest of the worker protocol are the framework's.
+
+The classes are built on first access: importing cxxloop.workers needs
+neither aiohttp nor uvicorn, only the worker you use does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+__all__ = ["AiohttpWorker", "UvicornWorker"]
+
+
+def _aiohttp_worker() -> type:
+    from aiohttp.worker import GunicornWebWorker
+
+    from ._policy import EventLoopPolicy
+
+    class AiohttpWorker(GunicornWebWorker):  # type: ignore[misc]
+        """aiohttp's GunicornWebWorker on a cxxloop loop."""
+
+        def init_process(self) -> None:
+            # GunicornWebWorker creates its loop with asyncio.new_event_loop(),
+            # which asks the policy; there is no other way to pass a factory.
+            asyncio.set_event_loop_policy(EventLoopPolicy())
+            super().init_process()
+
+    return AiohttpWorker
+
+
+def _uvicorn_worker() -> type:
+    # The uvicorn-worker package is where uvicorn's gunicorn worker lives now
+    # (uvicorn.workers is deprecated).
+    from uvicorn_worker import UvicornWorker as Base
+
+    class UvicornWorker(Base):  # type: ignore[misc]
+        """uvicorn's gunicorn worker with cxxloop as the loop factory."""
+
+        # uvicorn resolves a "module:attr" loop as a loop factory.
+        CONFIG_KWARGS = {**Base.CONFIG_KWARGS, "loop": "cxxloop:new_event_loop"}
+
+    return UvicornWorker
+
+
+_FACTORIES = {"AiohttpWorker": _aiohttp_worker, "UvicornWorker": _uvicorn_worker}
+_built: dict[str, type] = {}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _FACTORIES:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    if name not in _built:
+        cls = _FACTORIES[name]()
+        cls.__module__ = __name__
+        cls.__qualname__ = name
+        _built[name] = cls
+    return _built[name]
