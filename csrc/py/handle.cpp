@@ -68,11 +68,12 @@ namespace {
 // passes it to loop.call_exception_handler. Consumes the raised exception.
 int report_callback_error(PyObject* self, HandleData* d) {
     Ref exc = Ref::steal(PyErr_GetRaisedException());
-    Ref debug = Ref::borrow(reinterpret_cast<CoreLoop*>(d->loop)->s.debug ? Py_True : Py_False);
     PyObject* callback = d->callback ? d->callback : Py_None;
     PyObject* args = d->args ? d->args : Py_None;
 #if PY_VERSION_HEX >= 0x030D0000
-    PyObject* fargs[] = {callback, args, debug.get()};
+    // 3.13 shows the arguments only in debug mode.
+    PyObject* debug = reinterpret_cast<CoreLoop*>(d->loop)->s.debug ? Py_True : Py_False;
+    PyObject* fargs[] = {callback, args, debug};
     Ref source = Ref::steal(PyObject_Vectorcall(g.format_callback_source, fargs, 2, g.kw_debug));
 #else
     Ref source = Ref::steal(PyObject_CallFunctionObjArgs(g.format_callback_source, callback, args, nullptr));
