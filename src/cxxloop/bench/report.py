@@ -1,0 +1,120 @@
+"""Medians, ratios, the printed table, results.json and the ratio chart."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from pathlib import Path
+
+# Ratios are cxxloop's speed over the other loop's: > 1 means cxxloop is faster.
+SUBJECT = "cxxloop"
+BASELINES = ("asyncio", "uvloop")
+
+
+def human(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for limit, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= limit:
+            return f"{value / limit:.2f}{suffix}"
+    return f"{value:.0f}"
+
+
+def summarize(results: dict) -> dict:
+    summary = {}
+    for name, workload in results["workloads"].items():
+        medians, spreads = {}, {}
+        for loop, runs in workload["runs"].items():
+            speeds = [run["ops_per_sec"] for run in runs if "error" not in run]
+            if speeds:
+                medians[loop] = statistics.median(speeds)
+                # Half the range, relative: how far a single round strays.
+                spreads[loop] = (max(speeds) - min(speeds)) / 2 / medians[loop]
+        ratios = {}
+        for base in BASELINES:
+            if SUBJECT in medians and base in medians:
+                ratios[f"{SUBJECT}/{base}"] = medians[SUBJECT] / medians[base]
+        summary[name] = {"median_ops_per_sec": medians, "spread": spreads, "ratios": ratios}
+    return summary
+
+
+def table(results: dict) -> str:
+    loops = results["meta"]["loops"]
+    ratio_keys = [f"{SUBJECT}/{base}" for base in BASELINES
+                  if SUBJECT in loops and base in loops]
+    header = ["workload", "unit/s", *loops, *ratio_keys, "± spread"]
+    rows = []
+    for name, entry in results["summary"].items():
+        medians = entry["median_ops_per_sec"]
+        ratios = [entry["ratios"].get(key) for key in ratio_keys]
+        spread = max(entry["spread"].values(), default=None)
+        rows.append([
+            name,
+            results["workloads"][name]["unit"],
+            *(human(medians.get(loop)) for loop in loops),
+            *("-" if r is None else f"{r:.2f}x" for r in ratios),
+            "-" if spread is None else f"{spread:.0%}",
+        ])
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+
+    def line(cells: list[str]) -> str:
+        # Names left-aligned, numbers right-aligned.
+        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        return "| " + " | ".join(parts) + " |"
+
+    rule = "|" + "|".join("-" * (w + 1) + ("-" if i < 2 else ":") for i, w in enumerate(widths)) + "|"
+    meta = results["meta"]
+    note = (f"Median ops/s over {meta['rounds']} round(s); ratios are {SUBJECT}'s speed "
+            f"over the other loop's (> 1: {SUBJECT} faster); spread is the widest "
+            f"half-range across rounds, relative to the median.")
+    return "\n".join([line(header), rule, *(line(row) for row in rows), "", note])
+
+
+def write(results: dict, table_text: str, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / "results.json", out / "table.md"]
+    paths[0].write_text(json.dumps(results, indent=2) + "\n")
+    paths[1].write_text(table_text + "\n")
+    chart = _chart(results, out / "ratios.png")
+    if chart:
+        paths.append(chart)
+    return paths
+
+
+def _chart(results: dict, path: Path) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # no display on servers and CI
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print("matplotlib is not installed: no chart (pip install 'cxxloop[bench]')")
+        return None
+
+    names = list(results["summary"])
+    bases = [b for b in BASELINES if b in results["meta"]["loops"]]
+    if SUBJECT not in results["meta"]["loops"] or not bases or not names:
+        return None
+    height = 0.8 / len(bases)
+    fig, ax = plt.subplots(figsize=(8, 0.3 * len(names) * len(bases) + 1.5))
+    for i, base in enumerate(bases):
+        key = f"{SUBJECT}/{base}"
+        ratios = [results["summary"][n]["ratios"].get(key, 0.0) for n in names]
+        ys = [k + (i - (len(bases) - 1) / 2) * height for k in range(len(names))]
+        bars = ax.barh(ys, ratios, height=height, label=f"vs {base}")
+        ax.bar_label(bars, labels=[f"{r:.2f}x" if r else "failed" for r in ratios],
+                     padding=3, fontsize=8)
+    ax.axvline(1.0, color="black", linewidth=0.8)
+    ax.set_yticks(range(len(names)), names)
+    ax.invert_yaxis()
+    ax.set_xlabel(f"{SUBJECT} speed / other loop's speed (> 1: {SUBJECT} faster)")
+    machine = results["meta"]["machine"]
+    ax.set_title(f"{SUBJECT} vs asyncio and uvloop: median of {results['meta']['rounds']} "
+                 f"rounds\n{machine['cpu']}, {machine['cpus']} CPUs, "
+                 f"Python {machine['python'].split()[0]}", fontsize=10)
+    ax.margins(x=0.15)
+    ax.legend(loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

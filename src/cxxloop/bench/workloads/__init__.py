@@ -1,0 +1,50 @@
+"""The workload registry.
+
+A workload is one thing to measure on every loop. It runs inside a fresh
+child process (see ``cxxloop.bench._child``) that has already created the
+loop, and returns how many operations it did and how long they took. That
+contract is loose on purpose: a micro workload times ``run_forever`` on its
+own loop, while a future echo or HTTP workload can start a server on the loop,
+drive it with an external load generator and time that instead.
+
+Adding workloads: write a module in this package that defines ``WORKLOADS``,
+a list of ``Workload``, and add its name to ``_MODULES``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+from collections.abc import Callable
+from dataclasses import dataclass
+
+# Modules holding workloads, in the order their workloads are run and shown.
+_MODULES = ("micro",)
+
+
+@dataclass(frozen=True)
+class Workload:
+    name: str
+    # What one operation is, as shown after "/s" in the table: "callbacks".
+    unit: str
+    # Sized so the slowest loop takes well under a second per run on the
+    # reference 2-core machine; quick_size keeps a smoke run to seconds.
+    size: int
+    quick_size: int
+    description: str
+    # run(loop, size) -> (operations, seconds). Must time only the part
+    # that runs on the loop, never set-up or tear-down.
+    run: Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]]
+    # Returns why the workload cannot run here (a missing tool), or None.
+    unavailable: Callable[[], str | None] = lambda: None
+
+
+def all_workloads() -> dict[str, Workload]:
+    found: dict[str, Workload] = {}
+    for module_name in _MODULES:
+        module = importlib.import_module(f"{__name__}.{module_name}")
+        for workload in module.WORKLOADS:
+            if workload.name in found:
+                raise RuntimeError(f"duplicate workload name {workload.name!r}")
+            found[workload.name] = workload
+    return found

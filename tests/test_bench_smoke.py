@@ -1,0 +1,66 @@
+"""The benchmark harness runs end to end. Speed is never asserted here."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from cxxloop.bench.loops import LOOPS, new_loop
+from cxxloop.bench.workloads import all_workloads
+
+def test_quick_run_writes_table_json_and_chart(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cxxloop", "bench", "--quick", "--rounds", "1",
+         "--only", "call_soon", "--scale", "0.01", "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "uvloop" in LOOPS, "uvloop is a test dependency"
+
+    # One flushed progress line per measurement, then the table.
+    progress = [line for line in proc.stdout.splitlines() if line.startswith("[")]
+    assert len(progress) == len(LOOPS)
+    header = next(line for line in proc.stdout.splitlines() if line.startswith("| workload"))
+    for name in LOOPS:
+        assert name in header
+    assert "cxxloop/asyncio" in header and "cxxloop/uvloop" in header
+    assert (out / "table.md").read_text().strip() in proc.stdout
+
+    results = json.loads((out / "results.json").read_text())
+    assert results["meta"]["loops"] == list(LOOPS)
+    runs = results["workloads"]["call_soon"]["runs"]
+    assert sorted(runs) == sorted(LOOPS)
+    for name, samples in runs.items():
+        assert len(samples) == 1 and "error" not in samples[0]
+        assert samples[0]["ops"] == 1000 and samples[0]["ops_per_sec"] > 0
+        assert name in samples[0]["loop_class"].lower()  # no silent fallback
+    ratios = results["summary"]["call_soon"]["ratios"]
+    assert set(ratios) == {"cxxloop/asyncio", "cxxloop/uvloop"}
+
+    # matplotlib is part of the test extra, so the chart must be there.
+    assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+@pytest.mark.parametrize("loop_name", LOOPS)
+@pytest.mark.parametrize("workload", list(all_workloads().values()), ids=lambda w: w.name)
+def test_workload_completes_on_every_loop(workload, loop_name):
+    # Sizes small enough to take milliseconds: this checks that each
+    # workload does the work it claims on each loop, not how fast.
+    loop = new_loop(loop_name)
+    try:
+        ops, seconds = workload.run(loop, 64)
+    finally:
+        loop.close()
+    assert ops == 64
+    assert seconds > 0
+
+
+def test_unknown_workload_is_an_error():
+    proc = subprocess.run(
+        [sys.executable, "-m", "cxxloop", "bench", "--only", "no_such_workload"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert proc.returncode != 0
+    assert "no workload matches no_such_workload" in proc.stderr
