@@ -55,6 +55,7 @@ def test_fork_child_makes_new_loop_parent_unaffected(loop):
     os.close(b)
 
 
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads, 3.12+
 def test_fork_child_cannot_touch_parent_registrations(loop):
     a, b = os.pipe()
     loop.add_reader(a, print)
