@@ -231,3 +231,18 @@ def test_system_exit_from_task_propagates(loop):
 
     with pytest.raises(SystemExit):
         loop.run_until_complete(main())
+
+
+def test_run_once_and_queue_snapshots(loop):
+    # BaseEventLoop's _run_once/_ready/_scheduled, as asyncio's tests and
+    # step-by-step drivers use them; the snapshots are read-only.
+    out = []
+    h = loop.call_soon(out.append, 1)
+    t = loop.call_later(100, out.append, 2)
+    assert loop._ready == (h,)
+    assert loop._scheduled == [t]
+    loop._run_once()
+    assert out == [1] and loop._ready == ()
+    with pytest.raises(AttributeError):
+        loop._ready = []
+    t.cancel()

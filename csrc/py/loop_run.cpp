@@ -240,6 +240,13 @@ int run_forever_impl(CoreLoop* self) {
     return cleanup_run(self) < 0 ? -1 : rc;
 }
 
+// BaseEventLoop._run_once, for code that drives the loop one step at a time
+// (asyncio's own tests do). run_forever does not call through it.
+PyObject* run_once_method(PyObject* op, PyObject*) {
+    if (run_once(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
 PyObject* run_forever(PyObject* op, PyObject*) {
     if (run_forever_impl(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
     Py_RETURN_NONE;
@@ -377,6 +384,7 @@ int init_run_until_complete_cb() {
 PyMethodDef loop_run_methods[] = {
     {"run_forever", run_forever, METH_NOARGS, "Run the loop until stop() is called."},
     {"run_until_complete", run_until_complete, METH_O, "Run until the future (or coroutine) is done."},
+    {"_run_once", run_once_method, METH_NOARGS, nullptr},
     {"stop", stop, METH_NOARGS, "Stop after the callbacks of the current iteration have run."},
     {"close", close, METH_NOARGS, "Close the loop; pending callbacks are discarded."},
     {"is_running", is_running, METH_NOARGS, "Return True if the loop is running."},

@@ -124,6 +124,23 @@ PyObject* get_clock_resolution(PyObject*, void*) {
     clock_getres(CLOCK_MONOTONIC, &ts);
     return PyFloat_FromDouble(double(ts.tv_sec) + double(ts.tv_nsec) * 1e-9);
 }
+// Read-only snapshots of the queues under BaseEventLoop's attribute names:
+// code that inspects loop._ready or loop._scheduled (tests, debuggers) sees
+// the handles; nothing can mutate the C++ queues through them.
+PyObject* get_ready(PyObject* op, void*) {
+    Ring<PyObject*>& ready = as_loop(op)->s.ready;
+    PyObject* t = PyTuple_New(Py_ssize_t(ready.size()));
+    if (!t) return nullptr;
+    for (size_t i = 0; i < ready.size(); ++i) PyTuple_SET_ITEM(t, Py_ssize_t(i), Py_NewRef(ready[i]));
+    return t;
+}
+PyObject* get_scheduled(PyObject* op, void*) {
+    Ref list = Ref::steal(PyList_New(0));
+    if (!list) return nullptr;
+    bool ok = true;
+    as_loop(op)->s.timers.for_each([&](PyObject* h) { ok = ok && PyList_Append(list.get(), h) == 0; });
+    return ok ? list.release() : nullptr;
+}
 PyObject* get_slow_callback_duration(PyObject* op, void*) {
     return PyFloat_FromDouble(as_loop(op)->s.slow_callback_duration);
 }
@@ -147,6 +164,8 @@ PyGetSetDef loop_getsets[] = {
     {"_task_factory", get_task_factory, set_task_factory, nullptr, nullptr},
     {"_timer_cancelled_count", get_timer_cancelled_count, nullptr, nullptr, nullptr},
     {"_clock_resolution", get_clock_resolution, nullptr, nullptr, nullptr},
+    {"_ready", get_ready, nullptr, nullptr, nullptr},
+    {"_scheduled", get_scheduled, nullptr, nullptr, nullptr},
     {"slow_callback_duration", get_slow_callback_duration, set_slow_callback_duration,
      "Callbacks slower than this many seconds are logged in debug mode.", nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},

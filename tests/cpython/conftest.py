@@ -1,0 +1,102 @@
+"""Retargets CPython's asyncio tests at cxxloop, applies skips.py, and
+prints the pass count."""
+
+import asyncio
+import collections
+
+import pytest
+
+import cxxloop
+
+from .skips import EXPECTED_FAILURES, SKIPS
+
+try:
+    from test.test_asyncio import utils as test_utils
+except ImportError:
+    test_utils = None
+
+# Tests that asked for asyncio's virtual-time TestLoop: they run, but they
+# test asyncio's loop, not ours, and are counted apart.
+_virtual_time_tests = set()
+_current_test = [None]
+
+if test_utils is not None:
+    _stdlib_new_test_loop = test_utils.TestCase.new_test_loop
+
+    def _new_test_loop(self, gen=None):
+        if gen is not None:
+            _virtual_time_tests.add(_current_test[0])
+            return _stdlib_new_test_loop(self, gen)
+        loop = cxxloop.new_event_loop()
+        self.set_event_loop(loop)
+        return loop
+
+    test_utils.TestCase.new_test_loop = _new_test_loop
+
+
+@pytest.fixture(autouse=True)
+def _cxxloop_policy(request):
+    # Set before every test: some tests reset the policy in tearDown.
+    _current_test[0] = request.node.nodeid
+    asyncio.set_event_loop_policy(cxxloop.EventLoopPolicy())
+    yield
+    asyncio.set_event_loop_policy(None)
+
+
+def _suite(nodeid):
+    cls = nodeid.split("::")[1]
+    return cls.split("__")[0] if "__" in cls else "test_events"
+
+
+def _short_id(nodeid):
+    # "tests/cpython/test_cpython_asyncio.py::test_tasks__CTask_CFuture_Tests::test_x"
+    # -> "test_tasks__CTask_CFuture_Tests::test_x", the key used in skips.py.
+    return nodeid.split("::", 1)[1]
+
+
+def _lookup(table, short_id):
+    cls, _, test = short_id.partition("::")
+    for key in (short_id, f"*::{test}", cls):
+        if key in table:
+            return table[key]
+    return None
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if "tests/cpython/" not in item.nodeid:
+            continue
+        short = _short_id(item.nodeid)
+        reason = _lookup(SKIPS, short)
+        if reason:
+            item.add_marker(pytest.mark.skip(reason=reason))
+            continue
+        reason = _lookup(EXPECTED_FAILURES, short)
+        if reason:
+            item.add_marker(pytest.mark.xfail(reason=reason, strict=True))
+
+
+def pytest_terminal_summary(terminalreporter):
+    counts = collections.defaultdict(collections.Counter)
+    for outcome in ("passed", "failed", "skipped", "xfailed", "xpassed", "error"):
+        for report in terminalreporter.stats.get(outcome, []):
+            nodeid = getattr(report, "nodeid", "")
+            if "tests/cpython/" not in nodeid or (outcome == "passed" and report.when != "call"):
+                continue
+            kind = "virtual time" if outcome == "passed" and nodeid in _virtual_time_tests else outcome
+            counts[_suite(nodeid)][kind] += 1
+    if not counts:
+        return
+    write = terminalreporter.write_line
+    write("")
+    write("CPython asyncio tests on cxxloop, per suite:")
+    total = collections.Counter()
+    for suite in sorted(counts):
+        total.update(counts[suite])
+        write(f"  {suite:28} " + ", ".join(f"{n} {k}" for k, n in sorted(counts[suite].items())))
+    write(
+        f"cpython asyncio on cxxloop: {total['passed']} passed on cxxloop, "
+        f"{total['virtual time']} passed on asyncio's virtual-time TestLoop, "
+        f"{total['skipped']} skipped (listed), {total['xfailed']} expected failures, "
+        f"{total['failed'] + total['error']} failed"
+    )
