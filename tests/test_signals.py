@@ -160,3 +160,14 @@ def test_sigterm_handler_stops_server_like_program():
     )
     assert out.split() == ["term"], err
     assert code == 0
+
+
+def test_pending_signal_handler_runs_before_the_loop_blocks(loop):
+    # interrupt_main() trips SIGINT without a real signal, and as a C
+    # callback it leaves no bytecode to run the handler: nothing interrupts
+    # the poll, so the loop must run the pending handler itself.
+    import _thread
+
+    loop.call_soon(_thread.interrupt_main)
+    with pytest.raises(KeyboardInterrupt):
+        loop.run_until_complete(loop.create_future())  # never resolved

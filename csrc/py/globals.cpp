@@ -80,6 +80,7 @@ int init_globals() {
         {&g.s_log_destroy_pending, "_log_destroy_pending"},
         {&g.s_warning, "warning"},
         {&g.s_stop, "stop"},
+        {&g.s_ensure_fd_no_transport, "_ensure_fd_no_transport"},
     };
     for (const auto& n : names) {
         if (intern(n.out, n.s) < 0) return -1;

@@ -60,6 +60,7 @@ struct Globals {
     PyObject* s_log_destroy_pending;
     PyObject* s_warning;
     PyObject* s_stop;
+    PyObject* s_ensure_fd_no_transport;
 
     // Prebuilt vectorcall keyword-name tuples.
     PyObject* kw_loop;     // ("loop",)

@@ -1,10 +1,16 @@
 // add_reader / add_writer / remove_reader / remove_writer: level-triggered
 // watches with selector_events' semantics (one reader and one writer per
 // fd; adding replaces and cancels the previous handle).
+//
+// The underscore variants are BaseSelectorEventLoop's private hooks, which
+// asyncio's selector transports, servers and sock_* methods call: they
+// return the new Handle and skip the public methods' check that no
+// transport owns the fd.
 #include <unistd.h>
 
 #include <cerrno>
 #include <new>
+#include <vector>
 
 #include "handle.hpp"
 #include "loop.hpp"
@@ -46,6 +52,14 @@ PyObject* FdWatch::*slot_for(uint32_t which) {
 // interest list would change which events the parent sees.
 bool inherited(CoreLoop* self) { return self->s.pid != getpid(); }
 
+// asyncio refuses public add/remove on an fd that a live transport owns.
+int ensure_no_transport(CoreLoop* self, PyObject* fileobj) {
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(reinterpret_cast<PyObject*>(self), g.s_ensure_fd_no_transport,
+                                                 fileobj));
+    return r ? 0 : -1;
+}
+
+// Returns a new reference to the watch's Handle.
 PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, uint32_t which,
                     const char* method) {
     if (nargs < 2) {
@@ -86,12 +100,12 @@ PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, uin
         errno = -err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
-    PyObject* old = std::exchange(w.*slot_for(which), handle.release());
+    PyObject* old = std::exchange(w.*slot_for(which), Py_NewRef(handle.get()));
     if (old) {
         handle_cancel(old);
         Py_DECREF(old);
     }
-    Py_RETURN_NONE;
+    return handle.release();
 }
 
 PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
@@ -116,17 +130,50 @@ PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
     Py_RETURN_TRUE;
 }
 
+PyObject* public_add(PyObject* op, PyObject* const* args, Py_ssize_t nargs, uint32_t which, const char* method) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (nargs >= 1 && ensure_no_transport(self, args[0]) < 0) return nullptr;
+    Ref handle = Ref::steal(add_watch(self, args, nargs, which, method));
+    if (!handle) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* public_remove(PyObject* op, PyObject* fd, uint32_t which) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (ensure_no_transport(self, fd) < 0) return nullptr;
+    return remove_watch(self, fd, which);
+}
+
 PyObject* add_reader(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
-    return add_watch(reinterpret_cast<CoreLoop*>(op), args, nargs, kReadable, "add_reader");
+    return public_add(op, args, nargs, kReadable, "add_reader");
 }
 PyObject* add_writer(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
-    return add_watch(reinterpret_cast<CoreLoop*>(op), args, nargs, kWritable, "add_writer");
+    return public_add(op, args, nargs, kWritable, "add_writer");
 }
-PyObject* remove_reader(PyObject* op, PyObject* fd) {
+PyObject* remove_reader(PyObject* op, PyObject* fd) { return public_remove(op, fd, kReadable); }
+PyObject* remove_writer(PyObject* op, PyObject* fd) { return public_remove(op, fd, kWritable); }
+
+PyObject* private_add_reader(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
+    return add_watch(reinterpret_cast<CoreLoop*>(op), args, nargs, kReadable, "_add_reader");
+}
+PyObject* private_add_writer(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
+    return add_watch(reinterpret_cast<CoreLoop*>(op), args, nargs, kWritable, "_add_writer");
+}
+PyObject* private_remove_reader(PyObject* op, PyObject* fd) {
     return remove_watch(reinterpret_cast<CoreLoop*>(op), fd, kReadable);
 }
-PyObject* remove_writer(PyObject* op, PyObject* fd) {
+PyObject* private_remove_writer(PyObject* op, PyObject* fd) {
     return remove_watch(reinterpret_cast<CoreLoop*>(op), fd, kWritable);
+}
+
+// The selectors.EVENT_READ / EVENT_WRITE mask watched on fd (our Interest
+// bits have the same values), for the selector view transports' repr uses.
+PyObject* watched_events(PyObject* op, PyObject* fileobj) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    int fd = fileobj_to_fd(fileobj);
+    if (fd < 0) return nullptr;
+    const std::vector<FdWatch>& fds = self->s.fds;
+    return PyLong_FromUnsignedLong(size_t(fd) < fds.size() ? mask_of(fds[size_t(fd)]) : 0);
 }
 
 }  // namespace
@@ -138,6 +185,13 @@ PyMethodDef loop_fd_methods[] = {
      "add_writer(fd, callback, *args): call callback(*args) while fd is writable."},
     {"remove_reader", remove_reader, METH_O, "Stop watching fd for reading; return True if it was watched."},
     {"remove_writer", remove_writer, METH_O, "Stop watching fd for writing; return True if it was watched."},
+    {"_add_reader", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(private_add_reader)), METH_FASTCALL,
+     nullptr},
+    {"_add_writer", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(private_add_writer)), METH_FASTCALL,
+     nullptr},
+    {"_remove_reader", private_remove_reader, METH_O, nullptr},
+    {"_remove_writer", private_remove_writer, METH_O, nullptr},
+    {"_watched_events", watched_events, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 

@@ -71,6 +71,11 @@ int poll(CoreLoop* self) {
         // Not worth giving up the GIL for a poll that cannot block.
         n = s.poller->wait(0, events, kMaxEvents);
     } else {
+        // A signal may have tripped while only C code ran (or been simulated
+        // with _thread.interrupt_main()): run its Python handler now, since
+        // nothing would interrupt the wait for it. asyncio's Python loop gets
+        // this from the bytecode it runs before every select().
+        if (PyErr_CheckSignals() < 0) return -1;
         Py_BEGIN_ALLOW_THREADS
         n = s.poller->wait(timeout_ns, events, kMaxEvents);
         Py_END_ALLOW_THREADS

@@ -1,33 +1,40 @@
 """The Loop class: the C++ core plus asyncio's per-loop logic.
 
 Everything that runs per callback (scheduling, timers, the run loop, fd
-watches) is CoreLoop's, in C++. What runs once per loop or per connection
-comes from asyncio.BaseEventLoop itself, so that executors, the exception
-handler, async generator shutdown and debug logging behave exactly as
-asyncio's; the few pieces BaseEventLoop leaves abstract or that differ
-between Python versions are written here.
+watches) is CoreLoop's, in C++. The rest comes from asyncio's own Unix
+selector loop, which is written against a handful of hooks CoreLoop
+provides (_add_reader/_add_writer/_remove_*, call_soon, call_later): its
+executors, exception handler, async generator shutdown, and its transports,
+servers, sock_* methods, sendfile, pipes, subprocesses and TLS therefore
+behave exactly as asyncio's, driven by the C++ poller. Transports move to
+C++ where they are per-packet hot (see docs/streams.md). Only the pieces
+that touch the stdlib loop's own selector, or that differ between Python
+versions, are written here.
 """
 
 from __future__ import annotations
 
 import asyncio
+import selectors
 import threading
 import warnings
 import weakref
-from asyncio import coroutines
+from asyncio import coroutines, unix_events
 from typing import Any
 
 from . import _core
 from ._signals import SignalHandlers
 
 
-class Loop(_core.CoreLoop, SignalHandlers, asyncio.BaseEventLoop):
+class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
     def __init__(self) -> None:
-        # BaseEventLoop.__init__ is deliberately not called: the scheduling
-        # state it would create (_ready, _scheduled, _closed, ...) lives in
-        # CoreLoop. These are the attributes its Python methods use.
+        # The stdlib loops' __init__ is deliberately not called: the state it
+        # would create (_ready, _scheduled, _closed, a selector, a self-pipe)
+        # lives in CoreLoop. These are the attributes its Python methods use.
+        self._transports: weakref.WeakValueDictionary[int, Any] = weakref.WeakValueDictionary()
+        self._unix_server_sockets: dict[Any, int] = {}
         self._default_executor = None
         self._exception_handler = None
         self._coroutine_origin_tracking_enabled = False
@@ -37,6 +44,11 @@ class Loop(_core.CoreLoop, SignalHandlers, asyncio.BaseEventLoop):
         self._executor_shutdown_called = False
         SignalHandlers.__init__(self)
         self.set_debug(coroutines._is_debug_mode())
+
+    @property
+    def _selector(self) -> _WatchView | None:
+        # None once closed, as the stdlib loop's selector attribute is.
+        return None if self.is_closed() else _WatchView(self)
 
     def close(self) -> None:
         if not self.is_running():
@@ -85,3 +97,19 @@ class Loop(_core.CoreLoop, SignalHandlers, asyncio.BaseEventLoop):
 def _settle(fut: asyncio.Future[Any], setter: Any, value: Any) -> None:
     if not fut.done():
         setter(value)
+
+
+class _WatchView:
+    """The read-only part of a selectors.BaseSelector over CoreLoop's fd
+    watches: asyncio's transports ask it, in their repr, whether they are
+    polling."""
+
+    def __init__(self, loop: Loop) -> None:
+        self._loop = loop
+
+    def get_key(self, fileobj: Any) -> selectors.SelectorKey:
+        events = self._loop._watched_events(fileobj)
+        if not events:
+            raise KeyError(f"{fileobj!r} is not registered")
+        fd = fileobj if isinstance(fileobj, int) else fileobj.fileno()
+        return selectors.SelectorKey(fileobj, fd, events, None)

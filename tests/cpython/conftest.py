@@ -45,7 +45,7 @@ def _cxxloop_policy(request):
 
 def _suite(nodeid):
     cls = nodeid.split("::")[1]
-    return cls.split("__")[0] if "__" in cls else "test_events"
+    return cls.split("__")[0]
 
 
 def _short_id(nodeid):

@@ -12,12 +12,11 @@ import pytest
 import cxxloop
 
 try:
-    from test.test_asyncio import test_events
     from test.test_asyncio import utils as test_utils
 except ImportError:  # e.g. Debian's python3 ships without the test package
     pytest.skip("this interpreter has no test.test_asyncio package (CPython's test suite)", allow_module_level=True)
 
-from .suites import LOOP_GENERIC
+from .suites import MIXINS, MODULES, PINNED_PREFIXES
 
 # These tests police their own resources; their leaks are reported, not
 # turned into errors of unrelated tests as the rest of our suite does.
@@ -26,25 +25,46 @@ pytestmark = pytest.mark.filterwarnings(
 )
 
 
-class EventLoopTests(test_events.EventLoopTestsMixin, test_utils.TestCase):
-    """asyncio's loop-level behaviour tests, with a cxxloop loop."""
-
-    def create_event_loop(self):
-        return cxxloop.new_event_loop()
-
-
-def _export(module_name):
+def _module(name):
     try:
-        module = importlib.import_module(f"test.test_asyncio.{module_name}")
+        return importlib.import_module(f"test.test_asyncio.{name}")
     except ImportError:
-        return  # not in this Python's test package
-    for name, obj in vars(module).items():
-        if isinstance(obj, type) and issubclass(obj, unittest.TestCase) and obj.__module__ == module.__name__:
-            # Subclass so the node id names the suite and pytest's unittest
-            # collector sees a class defined here.
-            exported = type(f"{module_name}__{name}", (obj,), {"__module__": __name__})
-            globals()[exported.__name__] = exported
+        return None  # not in this Python's test package
 
 
-for _module_name in LOOP_GENERIC:
-    _export(_module_name)
+def _publish(name, bases, namespace=None):
+    # Defined here, so pytest's unittest collector picks it up and the node
+    # id names the suite: "<module>__<Class>::<test>".
+    globals()[name] = type(name, bases, {"__module__": __name__, **(namespace or {})})
+
+
+def _new_cxxloop(self):
+    return cxxloop.new_event_loop()
+
+
+def _export_module(name):
+    module = _module(name)
+    if module is None:
+        return
+    for cls_name, obj in vars(module).items():
+        if (
+            isinstance(obj, type)
+            and issubclass(obj, unittest.TestCase)
+            and obj.__module__ == module.__name__
+            and not cls_name.startswith(PINNED_PREFIXES)
+        ):
+            _publish(f"{name}__{cls_name}", (obj,))
+
+
+def _export_mixin(name, mixin, hook, base):
+    module = _module(name)
+    if module is not None and hasattr(module, mixin):
+        case = test_utils.TestCase if base == "utils" else unittest.TestCase
+        _publish(f"{name}__{mixin}", (getattr(module, mixin), case), {hook: _new_cxxloop})
+
+
+for _entry in MODULES:
+    _export_module(_entry)
+for _entry in MIXINS:
+    _export_mixin(*_entry)
+del _entry
