@@ -1,0 +1,138 @@
+"""Real servers on cxxloop: aiohttp client and server in one loop, and
+gunicorn / uvicorn processes on loopback answering real requests."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import cxxloop
+
+APPS = Path(__file__).resolve().parent / "apps"
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def get_json(port, timeout=30):
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as resp:
+                return json.loads(resp.read())
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+def test_aiohttp_client_and_server_on_cxxloop():
+    from aiohttp import ClientSession, web
+
+    async def main():
+        async def hello(request):
+            body = await request.read()
+            return web.Response(body=b"echo:" + body)
+
+        app = web.Application()
+        app.router.add_post("/", hello)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        port = runner.addresses[0][1]
+        try:
+            async with ClientSession() as session:
+                replies = []
+                for size in (0, 100, 100_000):
+                    async with session.post(f"http://127.0.0.1:{port}/", data=b"x" * size) as resp:
+                        replies.append((resp.status, len(await resp.read())))
+                return replies
+        finally:
+            await runner.cleanup()
+
+    assert cxxloop.run(main()) == [(200, 5), (200, 105), (200, 100_005)]
+
+
+def start(cmd):
+    env = dict(os.environ, PYTHONPATH=str(APPS))
+    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def stop(proc, sig=signal.SIGTERM):
+    proc.send_signal(sig)
+    try:
+        out, _ = proc.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        out, _ = proc.communicate()
+        pytest.fail(f"server did not stop on {sig!r}:\n{out}")
+    return proc.returncode, out
+
+
+@pytest.mark.parametrize(
+    ("worker", "app"),
+    [
+        ("cxxloop.workers.AiohttpWorker", "aiohttp_app:make_app"),
+        ("egg:cxxloop#aiohttp", "aiohttp_app:make_app"),
+        ("cxxloop.workers.UvicornWorker", "asgi_app:app"),
+        ("egg:cxxloop#uvicorn", "asgi_app:app"),
+    ],
+)
+def test_gunicorn_worker_serves_reloads_and_stops(worker, app):
+    port = free_port()
+    proc = start(
+        [sys.executable, "-m", "gunicorn", app, "-k", worker, "-w", "1",
+         "-b", f"127.0.0.1:{port}", "--graceful-timeout", "10"]
+    )
+    try:
+        first = get_json(port)
+        assert first["loop"] == "cxxloop._loop"
+        # SIGHUP: the arbiter replaces the worker; the new one runs cxxloop too.
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 30
+        while (second := get_json(port))["pid"] == first["pid"]:
+            assert time.monotonic() < deadline, "worker was not replaced after SIGHUP"
+            time.sleep(0.2)
+        assert second["loop"] == "cxxloop._loop"
+    finally:
+        code, out = stop(proc)
+    assert code == 0, out
+
+
+def test_uvicorn_loop_option():
+    port = free_port()
+    proc = start(
+        [sys.executable, "-m", "uvicorn", "asgi_app:app", "--loop", "cxxloop:new_event_loop",
+         "--port", str(port), "--host", "127.0.0.1"]
+    )
+    try:
+        assert get_json(port)["loop"] == "cxxloop._loop"
+    finally:
+        code, out = stop(proc, signal.SIGINT)
+    assert code == 0, out
+
+
+@pytest.mark.parametrize(
+    ("worker", "app"),
+    [("cxxloop.workers.AiohttpWorker", "aiohttp_app:make_app"), ("cxxloop.workers.UvicornWorker", "asgi_app:app")],
+)
+def test_gunicorn_quick_shutdown_on_sigquit(worker, app):
+    port = free_port()
+    proc = start([sys.executable, "-m", "gunicorn", app, "-k", worker, "-w", "2", "-b", f"127.0.0.1:{port}"])
+    try:
+        assert get_json(port)["loop"] == "cxxloop._loop"
+    finally:
+        code, out = stop(proc, signal.SIGQUIT)
+    assert code == 0, out
+    assert "Handling signal: quit" in out
