@@ -18,10 +18,12 @@ from asyncio import coroutines
 from typing import Any
 
 from . import _core
+from ._serving import Serving
 from ._signals import SignalHandlers
+from ._sockets import SocketMethods
 
 
-class Loop(_core.CoreLoop, SignalHandlers, asyncio.BaseEventLoop):
+class Loop(_core.CoreLoop, SignalHandlers, SocketMethods, Serving, asyncio.BaseEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
     def __init__(self) -> None:
@@ -36,6 +38,7 @@ class Loop(_core.CoreLoop, SignalHandlers, asyncio.BaseEventLoop):
         self._asyncgens_shutdown_called = False
         self._executor_shutdown_called = False
         SignalHandlers.__init__(self)
+        Serving.__init__(self)
         self.set_debug(coroutines._is_debug_mode())
 
     def close(self) -> None:
