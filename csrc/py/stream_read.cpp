@@ -49,7 +49,8 @@ int on_eof(PyObject* t) {
 // Handles the outcome of a recv: EOF, an error, or `n` bytes. A full read
 // may leave more data queued in the kernel, and an edge-triggered fd will
 // not report it again, so the transport asks to read once more next
-// iteration, as a level-triggered reader would.
+// iteration, as a level-triggered reader would; so it does after a hang-up
+// until the EOF itself is read.
 int after_recv(PyObject* t, ssize_t n, size_t asked, bool* more) {
     if (n == 0) return on_eof(t);
     if (n < 0) {
@@ -117,7 +118,7 @@ int stream_read_ready(PyObject* t) {
     bool more = false;
     int rc = d->buffered ? read_into_protocol(t, &more) : read_to_bytes(t, &more);
     if (rc < 0) return -1;
-    if (more && !d->closing && !d->paused && !d->read_eof) return stream_schedule(t, kReadable);
+    if ((more || d->peer_closed) && !d->closing && !d->paused && !d->read_eof) return stream_schedule(t, kReadable);
     return 0;
 }
 

@@ -44,6 +44,7 @@ int stream_run_io(PyObject* t) {
     StreamData* d = stream_data(t);
     d->queued = false;
     uint32_t events = std::exchange(d->pending, 0u);
+    if (events & kHangup) d->peer_closed = true;
     // Read first, then write: the order of the selector loop's callbacks.
     if ((events & kReadable) && !d->closing && !d->paused && !d->read_eof && stream_read_ready(t) < 0) return -1;
     if ((events & kWritable) && !d->queue.empty() && d->sock) return stream_write_ready(t);

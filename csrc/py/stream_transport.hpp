@@ -43,6 +43,7 @@ struct StreamData {
     bool closing;
     bool paused;            // pause_reading()
     bool read_eof;          // eof_received() asked to stay open: never read again
+    bool peer_closed;       // kHangup seen: keep reading until EOF or an error
     bool eof;               // write_eof() called
     bool protocol_paused;   // pause_writing() called, resume_writing() not yet
     bool queued;            // on the loop's ready ring
