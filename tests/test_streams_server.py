@@ -78,7 +78,8 @@ def test_server_async_with_and_multiple_hosts():
 @pytest.mark.parametrize("method", ["close_clients", "abort_clients"])
 def test_server_close_and_abort_clients(method):
     async def main():
-        server = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+        server_writers = []  # a dropped StreamWriter would close its transport
+        server = await asyncio.start_server(lambda r, w: server_writers.append(w), "127.0.0.1", 0)
         port = server.sockets[0].getsockname()[1]
         conns = [await asyncio.open_connection("127.0.0.1", port) for _ in range(3)]
         await asyncio.sleep(0.01)
