@@ -291,6 +291,7 @@ PyObject* StreamTransport_get_extra_info(PyObject* t, PyObject* const* args, Py_
     }
     PyObject* dflt = nargs == 2 ? args[1] : Py_None;
     PyObject* extra = stream_data(t)->extra;
+    if (!extra) return Py_NewRef(dflt);  // cleared by the GC
     if (PyDict_CheckExact(extra)) {
         PyObject* v = PyDict_GetItemWithError(extra, args[0]);
         if (v) return Py_NewRef(v);
@@ -383,7 +384,10 @@ PyObject* get_sock(PyObject* t, void*) {
     return Py_NewRef(s ? s : Py_None);
 }
 PyObject* get_sock_fd(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->fd); }
-PyObject* get_extra(PyObject* t, void*) { return Py_NewRef(stream_data(t)->extra); }
+PyObject* get_extra(PyObject* t, void*) {
+    PyObject* e = stream_data(t)->extra;
+    return Py_NewRef(e ? e : Py_None);
+}
 PyObject* get_server(PyObject* t, void*) {
     PyObject* s = stream_data(t)->server;
     return Py_NewRef(s ? s : Py_None);
