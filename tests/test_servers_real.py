@@ -123,22 +123,18 @@ def test_uvicorn_loop_option():
     assert code == 0, out
 
 
-# Quick shutdown: SIGQUIT for aiohttp's worker. uvicorn-worker handles
-# SIGQUIT in the worker without exiting promptly on any loop (uvloop too), so
-# its quick stop is checked with SIGINT, which the arbiter treats the same.
-@pytest.mark.parametrize(
-    ("worker", "app", "sig", "logged"),
-    [
-        ("cxxloop.workers.AiohttpWorker", "aiohttp_app:make_app", signal.SIGQUIT, "Handling signal: quit"),
-        ("cxxloop.workers.UvicornWorker", "asgi_app:app", signal.SIGINT, "Handling signal: int"),
-    ],
-)
-def test_gunicorn_quick_shutdown(worker, app, sig, logged):
+# Quick shutdown (SIGQUIT) is checked for aiohttp's worker only: the
+# uvicorn-worker package's worker does not exit promptly on SIGQUIT on any
+# loop (uvloop and asyncio alike), so there is no cxxloop behaviour to test.
+def test_gunicorn_aiohttp_quick_shutdown_on_sigquit():
     port = free_port()
-    proc = start([sys.executable, "-m", "gunicorn", app, "-k", worker, "-w", "2", "-b", f"127.0.0.1:{port}"])
+    proc = start(
+        [sys.executable, "-m", "gunicorn", "aiohttp_app:make_app", "-k", "cxxloop.workers.AiohttpWorker",
+         "-w", "2", "-b", f"127.0.0.1:{port}"]
+    )
     try:
         assert get_json(port)["loop"] == "cxxloop._loop"
     finally:
-        code, out = stop(proc, sig)
+        code, out = stop(proc, signal.SIGQUIT)
     assert code == 0, out
-    assert logged in out
+    assert "Handling signal: quit" in out

@@ -26,6 +26,7 @@ uint32_t from_epoll(uint32_t ev) {
     uint32_t ready = 0;
     if (ev & ~uint32_t(EPOLLOUT)) ready |= kReadable;
     if (ev & ~uint32_t(EPOLLIN)) ready |= kWritable;
+    if (ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ready |= kHangup;
     return ready;
 }
 

@@ -13,11 +13,16 @@ namespace cxxloop {
 enum Interest : uint32_t {
     kReadable = 1u << 0,
     kWritable = 1u << 1,
+    // Only in PollEvent::ready: the peer shut its side down or the fd
+    // failed. An edge-triggered reader needs it: data and FIN that arrive
+    // together give one edge, and the short read of the data must not be
+    // taken to mean "nothing left", or the EOF is never seen.
+    kHangup = 1u << 2,
 };
 
 struct PollEvent {
     uint64_t token;   // what the caller registered the fd with
-    uint32_t ready;   // kReadable | kWritable; errors and hang-ups set both
+    uint32_t ready;   // kReadable | kWritable (errors and hang-ups set both) | kHangup
 };
 
 class Poller {

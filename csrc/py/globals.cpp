@@ -39,6 +39,10 @@ int init_globals() {
         {&g.logger, "asyncio.log", "logger"},
         {&g.get_asyncgen_hooks, "sys", "get_asyncgen_hooks"},
         {&g.set_asyncgen_hooks, "sys", "set_asyncgen_hooks"},
+        {&g.BufferedProtocol, "asyncio.protocols", "BufferedProtocol"},
+        {&g.TransportSocket, "asyncio.trsock", "TransportSocket"},
+        {&g.set_nodelay, "asyncio.base_events", "_set_nodelay"},
+        {&g.set_result_unless_cancelled, "asyncio.futures", "_set_result_unless_cancelled"},
     };
     for (const auto& l : lookups) {
         if (!(*l.out = attr(l.module, l.name))) return -1;
@@ -81,6 +85,21 @@ int init_globals() {
         {&g.s_warning, "warning"},
         {&g.s_stop, "stop"},
         {&g.s_ensure_fd_no_transport, "_ensure_fd_no_transport"},
+        {&g.s_data_received, "data_received"},
+        {&g.s_get_buffer, "get_buffer"},
+        {&g.s_buffer_updated, "buffer_updated"},
+        {&g.s_eof_received, "eof_received"},
+        {&g.s_connection_made, "connection_made"},
+        {&g.s_connection_lost, "connection_lost"},
+        {&g.s_pause_writing, "pause_writing"},
+        {&g.s_resume_writing, "resume_writing"},
+        {&g.s_transport, "transport"},
+        {&g.s_protocol, "protocol"},
+        {&g.s_call_connection_lost, "_call_connection_lost"},
+        {&g.s_set_result, "set_result"},
+        {&g.s_set_exception, "set_exception"},
+        {&g.s_close, "close"},
+        {&g.s_get, "get"},
     };
     for (const auto& n : names) {
         if (intern(n.out, n.s) < 0) return -1;

@@ -13,8 +13,11 @@ struct Globals {
     PyTypeObject* Handle;
     PyTypeObject* TimerHandle;
     PyTypeObject* CoreLoop;
+    PyTypeObject* StreamTransport;
     // Byte offset of HandleData inside both handle types (see handle.hpp).
     Py_ssize_t handle_data_offset;
+    // Byte offset of StreamData inside StreamTransport (see stream_transport.hpp).
+    Py_ssize_t stream_data_offset;
 
     // asyncio objects.
     PyObject* Future;                  // asyncio.Future
@@ -31,6 +34,10 @@ struct Globals {
     PyObject* logger;                  // asyncio.log.logger
     PyObject* get_asyncgen_hooks;      // sys.get_asyncgen_hooks
     PyObject* set_asyncgen_hooks;      // sys.set_asyncgen_hooks
+    PyObject* BufferedProtocol;        // asyncio.BufferedProtocol
+    PyObject* TransportSocket;         // asyncio.trsock.TransportSocket
+    PyObject* set_nodelay;             // asyncio.base_events._set_nodelay
+    PyObject* set_result_unless_cancelled;  // asyncio.futures._set_result_unless_cancelled
     // True where the running asyncio passes create_task(**kwargs) straight
     // to the task factory (3.13.3+); older releases only know name/context.
     bool create_task_passthrough;
@@ -61,6 +68,21 @@ struct Globals {
     PyObject* s_warning;
     PyObject* s_stop;
     PyObject* s_ensure_fd_no_transport;
+    PyObject* s_data_received;
+    PyObject* s_get_buffer;
+    PyObject* s_buffer_updated;
+    PyObject* s_eof_received;
+    PyObject* s_connection_made;
+    PyObject* s_connection_lost;
+    PyObject* s_pause_writing;
+    PyObject* s_resume_writing;
+    PyObject* s_transport;
+    PyObject* s_protocol;
+    PyObject* s_call_connection_lost;
+    PyObject* s_set_result;
+    PyObject* s_set_exception;
+    PyObject* s_close;
+    PyObject* s_get;
 
     // Prebuilt vectorcall keyword-name tuples.
     PyObject* kw_loop;     // ("loop",)

@@ -21,14 +21,25 @@
 
 namespace cxxloop::py {
 
-// Poller token of the loop's own wake-up fd; any other token is a user fd.
+// Poller tokens. The loop's own wake-up fd is kWakeupToken; every other
+// token is the registered fd itself, and the fd's FdWatch says who owns it:
+// either add_reader/add_writer handles (registered level-triggered) or one
+// transport (registered edge-triggered for both directions, once, for its
+// whole life). An fd is never both: add_reader on a transport's fd raises,
+// as asyncio's does. Looking the owner up by fd, instead of putting a
+// pointer in the token, means a stale event for a closed and reused fd can
+// never reach a freed object.
 constexpr uint64_t kWakeupToken = ~uint64_t(0);
 
-// add_reader / add_writer registrations of one fd (strong references).
+// What the loop holds for one fd (all strong references).
 struct FdWatch {
     PyObject* reader = nullptr;
     PyObject* writer = nullptr;
+    PyObject* transport = nullptr;  // a StreamTransport
 };
+
+// recv() size of stream transports, asyncio's max_size.
+constexpr size_t kReadBufferSize = 256 * 1024;
 
 struct LoopState {
     Ring<PyObject*> ready;           // Handles, owned
@@ -36,6 +47,7 @@ struct LoopState {
     std::unique_ptr<Poller> poller;  // null once closed
     Wakeup wakeup;
     std::vector<FdWatch> fds;        // indexed by fd
+    std::unique_ptr<char[]> read_buf;  // kReadBufferSize scratch, made on first read
     PyObject* task_factory = nullptr;
     PyObject* current_handle = nullptr;  // debug mode only, as in asyncio
     PyObject* old_agen_hooks = nullptr;  // saved by run_forever
@@ -60,11 +72,14 @@ int check_closed(CoreLoop* self);
 int push_ready(CoreLoop* self, PyObject* handle);
 // Releases every Python reference the loop holds in its queues.
 void clear_queues(CoreLoop* self);
+// The FdWatch of fd, growing the table as needed; null with MemoryError.
+FdWatch* fd_watch(CoreLoop* self, int fd);
 
 // Method tables, one per file, joined by the type in loop_type.cpp.
 extern PyMethodDef loop_run_methods[];
 extern PyMethodDef loop_schedule_methods[];
 extern PyMethodDef loop_fd_methods[];
+extern PyMethodDef loop_stream_methods[];
 
 int init_run_until_complete_cb();
 int init_loop_type(PyObject* module);

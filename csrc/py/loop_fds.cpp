@@ -16,6 +16,18 @@
 #include "loop.hpp"
 
 namespace cxxloop::py {
+
+FdWatch* fd_watch(CoreLoop* self, int fd) {
+    auto& fds = self->s.fds;
+    try {
+        if (size_t(fd) >= fds.size()) fds.resize(size_t(fd) + 1);
+    } catch (const std::bad_alloc&) {
+        PyErr_NoMemory();
+        return nullptr;
+    }
+    return &fds[size_t(fd)];
+}
+
 namespace {
 
 // selectors._fileobj_to_fd, with its messages.
@@ -48,6 +60,13 @@ PyObject* FdWatch::*slot_for(uint32_t which) {
     return which == kReadable ? &FdWatch::reader : &FdWatch::writer;
 }
 
+// A transport's fd is the transport's: asyncio refuses watches on it too.
+int check_no_transport(const FdWatch& w, int fd) {
+    if (!w.transport) return 0;
+    PyErr_Format(PyExc_RuntimeError, "File descriptor %d is used by transport %R", fd, w.transport);
+    return -1;
+}
+
 // In a forked child the epoll instance is still the parent's: touching its
 // interest list would change which events the parent sees.
 bool inherited(CoreLoop* self) { return self->s.pid != getpid(); }
@@ -78,15 +97,12 @@ PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, uin
         return nullptr;
     }
     LoopState& s = self->s;
-    try {
-        if (size_t(fd) >= s.fds.size()) s.fds.resize(size_t(fd) + 1);
-    } catch (const std::bad_alloc&) {
-        return PyErr_NoMemory();
-    }
+    FdWatch* watch = fd_watch(self, fd);
+    if (!watch || check_no_transport(*watch, fd) < 0) return nullptr;
     Ref handle = Ref::steal(handle_new(g.Handle, self, args[1], args + 2, nargs - 2, nullptr));
     if (!handle) return nullptr;
 
-    FdWatch& w = s.fds[size_t(fd)];
+    FdWatch& w = s.fds[size_t(fd)];  // handle_new cannot grow the table
     uint32_t old_mask = mask_of(w);
     uint32_t mask = old_mask | which;
     int err = old_mask ? s.poller->modify(fd, mask, uint64_t(fd), false)
@@ -113,7 +129,9 @@ PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
     int fd = fileobj_to_fd(fileobj);
     if (fd < 0) return nullptr;
     LoopState& s = self->s;
-    if (size_t(fd) >= s.fds.size() || !(s.fds[size_t(fd)].*slot_for(which))) Py_RETURN_FALSE;
+    if (size_t(fd) >= s.fds.size()) Py_RETURN_FALSE;
+    if (check_no_transport(s.fds[size_t(fd)], fd) < 0) return nullptr;
+    if (!(s.fds[size_t(fd)].*slot_for(which))) Py_RETURN_FALSE;
     FdWatch& w = s.fds[size_t(fd)];
     PyObject* old = std::exchange(w.*slot_for(which), nullptr);
     if (!inherited(self)) {

@@ -8,6 +8,7 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
+#include "stream_transport.hpp"
 
 namespace cxxloop::py {
 
@@ -45,6 +46,7 @@ int queue_io(CoreLoop* self, const PollEvent& ev) {
     }
     if (ev.token >= s.fds.size()) return 0;
     FdWatch& w = s.fds[ev.token];
+    if (w.transport) return stream_schedule(w.transport, ev.ready);
     if ((ev.ready & kReadable) && w.reader && !handle_data(w.reader)->cancelled &&
         push_ready(self, w.reader) < 0) {
         return -1;
@@ -148,8 +150,14 @@ int run_once(CoreLoop* self) {
     // Callbacks scheduled by these callbacks wait for the next iteration.
     for (size_t ntodo = s.ready.size(); ntodo > 0 && !s.ready.empty(); --ntodo) {
         Ref h = Ref::steal(s.ready.pop_front());
-        if (handle_data(h.get())->cancelled) continue;
-        int rc = s.debug ? run_handle_debug(self, h.get()) : handle_run(h.get());
+        int rc;
+        if (Py_IS_TYPE(h.get(), g.StreamTransport)) {
+            rc = stream_run_io(h.get());
+        } else if (handle_data(h.get())->cancelled) {
+            continue;
+        } else {
+            rc = s.debug ? run_handle_debug(self, h.get()) : handle_run(h.get());
+        }
         if (rc < 0) return -1;
     }
     return 0;

@@ -9,6 +9,7 @@
 
 #include "handle.hpp"
 #include "loop.hpp"
+#include "stream_transport.hpp"
 
 namespace cxxloop::py {
 
@@ -31,6 +32,12 @@ void clear_queues(CoreLoop* self) {
     for (FdWatch& w : fds) {
         Py_XDECREF(w.reader);
         Py_XDECREF(w.writer);
+        if (w.transport) {
+            // The transport outlives its registration only if someone
+            // else holds it; then it must not touch the table again.
+            stream_data(w.transport)->registered = false;
+            Py_DECREF(w.transport);
+        }
     }
 }
 
@@ -65,6 +72,7 @@ int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
     for (const FdWatch& w : s.fds) {
         Py_VISIT(w.reader);
         Py_VISIT(w.writer);
+        Py_VISIT(w.transport);
     }
     Py_VISIT(s.task_factory);
     Py_VISIT(s.current_handle);
@@ -173,7 +181,7 @@ PyGetSetDef loop_getsets[] = {
 
 std::vector<PyMethodDef> all_methods() {
     std::vector<PyMethodDef> out;
-    for (PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods}) {
+    for (PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods}) {
         for (PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
     }
     out.push_back({nullptr, nullptr, 0, nullptr});

@@ -97,6 +97,6 @@ def pytest_terminal_summary(terminalreporter):
     write(
         f"cpython asyncio on cxxloop: {total['passed']} passed on cxxloop, "
         f"{total['virtual time']} passed on asyncio's virtual-time TestLoop, "
-        f"{total['skipped']} skipped (listed), {total['xfailed']} expected failures, "
+        f"{total['skipped']} skipped (skips.py or CPython's own), {total['xfailed']} expected failures, "
         f"{total['failed'] + total['error']} failed"
     )

@@ -1,0 +1,500 @@
+// StreamTransport: the type, loop._make_socket_transport, and the paths
+// that end a connection (close, abort, fatal errors, connection_lost), in
+// the order and with the messages of asyncio's selector transport.
+#include "stream_transport.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstddef>
+#include <new>
+#include <vector>
+
+#include <structmember.h>
+
+#include "handle.hpp"
+#include "loop.hpp"
+
+namespace cxxloop::py {
+
+bool must_propagate() {
+    return PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+int report_to_loop(PyObject* t, const char* message, PyObject* exc) {
+    StreamData* d = stream_data(t);
+    Ref context = Ref::steal(Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport", t,
+                                           "protocol", d->protocol ? d->protocol : Py_None));
+    if (!context) return -1;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, g.s_call_exception_handler, context.get()));
+    return r ? 0 : -1;
+}
+
+int stream_schedule(PyObject* t, uint32_t events) {
+    StreamData* d = stream_data(t);
+    d->pending |= events;
+    if (d->queued) return 0;
+    if (push_ready(stream_loop(d), t) < 0) return -1;
+    d->queued = true;
+    return 0;
+}
+
+int stream_run_io(PyObject* t) {
+    StreamData* d = stream_data(t);
+    d->queued = false;
+    uint32_t events = std::exchange(d->pending, 0u);
+    if (events & kHangup) d->peer_closed = true;
+    // Read first, then write: the order of the selector loop's callbacks.
+    if ((events & kReadable) && !d->closing && !d->paused && !d->read_eof && stream_read_ready(t) < 0) return -1;
+    if ((events & kWritable) && !d->queue.empty() && d->sock) return stream_write_ready(t);
+    return 0;
+}
+
+namespace {
+
+// loop.call_soon(callback, *args) from C; raises if the loop is closed, as
+// asyncio's transports do when used after loop.close().
+template <size_t N>
+int call_soon(StreamData* d, PyObject* callback, PyObject* const (&args)[N]) {
+    CoreLoop* loop = stream_loop(d);
+    if (check_closed(loop) < 0) return -1;
+    Ref h = Ref::steal(handle_new(g.Handle, loop, callback, args, N, nullptr));
+    return h ? push_ready(loop, h.get()) : -1;
+}
+
+int schedule_connection_lost(PyObject* t, PyObject* exc) {
+    Ref cb = Ref::steal(PyObject_GetAttr(t, g.s_call_connection_lost));
+    return cb ? call_soon(stream_data(t), cb.get(), {exc}) : -1;
+}
+
+// A forked child shares the parent's epoll instance; it must not touch it.
+bool poller_usable(CoreLoop* loop) { return loop->s.poller && loop->s.pid == getpid(); }
+
+int register_fd(PyObject* t) {
+    StreamData* d = stream_data(t);
+    CoreLoop* loop = stream_loop(d);
+    FdWatch* w = fd_watch(loop, d->fd);
+    if (!w) return -1;
+    int err = loop->s.poller->add(d->fd, kReadable | kWritable, uint64_t(d->fd), true);
+    if (err < 0) {
+        errno = -err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    w->transport = Py_NewRef(t);
+    d->registered = true;
+    return 0;
+}
+
+// The caller holds a reference to t: the fd table's is released here.
+void unregister_fd(PyObject* t) {
+    StreamData* d = stream_data(t);
+    if (!std::exchange(d->registered, false)) return;
+    CoreLoop* loop = stream_loop(d);
+    if (poller_usable(loop)) loop->s.poller->remove(d->fd);
+    auto& fds = loop->s.fds;
+    if (size_t(d->fd) < fds.size() && fds[size_t(d->fd)].transport == t) {
+        fds[size_t(d->fd)].transport = nullptr;
+        Py_DECREF(t);
+    }
+}
+
+// server._attach(transport) / _detach(transport) on 3.13+, no argument before.
+int notify_server(PyObject* server, const char* method, PyObject* t) {
+#if PY_VERSION_HEX >= 0x030D0000
+    Ref r = Ref::steal(PyObject_CallMethod(server, method, "O", t));
+#else
+    (void)t;
+    Ref r = Ref::steal(PyObject_CallMethod(server, method, nullptr));
+#endif
+    return r ? 0 : -1;
+}
+
+int set_protocol(PyObject* t, PyObject* protocol) {
+    int buffered = PyObject_IsInstance(protocol, g.BufferedProtocol);
+    if (buffered < 0) return -1;
+    StreamData* d = stream_data(t);
+    d->buffered = buffered;
+    set_ref(&d->protocol, protocol);
+    return 0;
+}
+
+// extra[key] = sock.<method>(), or None if the socket refuses (OSError).
+int store_address(PyObject* extra, const char* key, PyObject* sock, const char* method) {
+    Ref addr = Ref::steal(PyObject_CallMethod(sock, method, nullptr));
+    if (!addr) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError)) return -1;
+        PyErr_Clear();
+        addr = Ref::borrow(Py_None);
+    }
+    return PyMapping_SetItemString(extra, key, addr.get());
+}
+
+int fill_extra(PyObject* extra, PyObject* sock) {
+    Ref trsock = Ref::steal(PyObject_CallOneArg(g.TransportSocket, sock));
+    if (!trsock || PyMapping_SetItemString(extra, "socket", trsock.get()) < 0) return -1;
+    if (store_address(extra, "sockname", sock, "getsockname") < 0) return -1;
+    int has_peer = PyMapping_HasKeyString(extra, "peername");
+    return has_peer ? 0 : store_address(extra, "peername", sock, "getpeername");
+}
+
+int sock_fileno(PyObject* sock) {
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, g.s_fileno));
+    if (!r) return -1;
+    long fd = PyLong_AsLong(r.get());
+    if (fd == -1 && PyErr_Occurred()) return -1;
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    return int(fd);
+}
+
+// loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)
+PyObject* make_socket_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
+    static const char* kwlist[] = {"sock", "protocol", "waiter", "extra", "server", nullptr};
+    PyObject *sock, *protocol, *waiter = Py_None, *extra = Py_None, *server = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$OO:_make_socket_transport", const_cast<char**>(kwlist),
+                                     &sock, &protocol, &waiter, &extra, &server)) {
+        return nullptr;
+    }
+    CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
+    if (check_closed(loop) < 0) return nullptr;
+    int fd = sock_fileno(sock);
+    if (fd < 0) return nullptr;
+    if (size_t(fd) < loop->s.fds.size() && loop->s.fds[size_t(fd)].transport) {
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %d is used by transport %R", fd,
+                     loop->s.fds[size_t(fd)].transport);
+        return nullptr;
+    }
+
+    Ref t = Ref::steal(PyType_GenericAlloc(g.StreamTransport, 0));
+    if (!t) return nullptr;
+    StreamData* d = stream_data(t.get());
+    new (d) StreamData();
+    d->loop = Py_NewRef(op);
+    d->fd = fd;
+    d->high_water = 64 * 1024;
+    d->low_water = 16 * 1024;
+    d->extra = extra == Py_None ? PyDict_New() : Py_NewRef(extra);
+    if (!d->extra || fill_extra(d->extra, sock) < 0 || set_protocol(t.get(), protocol) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallOneArg(g.set_nodelay, sock));
+    if (!r || register_fd(t.get()) < 0) return nullptr;
+    // From here the transport owns the socket; a failure below leaves it to
+    // be closed like any other transport.
+    d->sock = Py_NewRef(sock);
+    if (server != Py_None) {
+        d->server = Py_NewRef(server);
+        if (notify_server(server, "_attach", t.get()) < 0) return nullptr;
+    }
+    Ref made = Ref::steal(PyObject_GetAttr(protocol, g.s_connection_made));
+    if (!made || call_soon(d, made.get(), {t.get()}) < 0) return nullptr;
+    if (waiter != Py_None && call_soon(d, g.set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
+    return t.release();
+}
+
+}  // namespace
+
+int stream_force_close(PyObject* t, PyObject* exc) {
+    StreamData* d = stream_data(t);
+    if (d->conn_lost) return 0;
+    d->queue.clear();
+    d->closing = true;
+    d->conn_lost++;
+    return schedule_connection_lost(t, exc);
+}
+
+int stream_fatal_error(PyObject* t, const char* message) {
+    Ref exc = Ref::steal(PyErr_GetRaisedException());
+    StreamData* d = stream_data(t);
+    if (PyErr_GivenExceptionMatches(exc.get(), PyExc_OSError)) {
+        if (stream_loop(d)->s.debug) {
+            Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", exc.get()));
+            Ref debug = Ref::steal(PyObject_GetAttrString(g.logger, "debug"));
+            Ref args = Ref::steal(Py_BuildValue("(sOs)", "%r: %s", t, message));
+            if (!kw || !debug || !args) return -1;
+            Ref r = Ref::steal(PyObject_Call(debug.get(), args.get(), kw.get()));
+            if (!r) return -1;
+        }
+    } else if (report_to_loop(t, message, exc.get()) < 0) {
+        return -1;
+    }
+    return stream_force_close(t, exc.get());
+}
+
+int stream_close(PyObject* t) {
+    StreamData* d = stream_data(t);
+    if (d->closing) return 0;
+    d->closing = true;
+    if (!d->queue.empty()) return 0;  // the last flush calls connection_lost
+    d->conn_lost++;
+    return schedule_connection_lost(t, Py_None);
+}
+
+namespace {
+
+// The `finally:` half of connection_lost: the transport lets go of its
+// fd, socket, protocol and server.
+int release_socket(PyObject* t) {
+    StreamData* d = stream_data(t);
+    unregister_fd(t);
+    Py_CLEAR(d->protocol);
+    Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
+    if (!r) return -1;
+    Ref server = Ref::steal(std::exchange(d->server, nullptr));
+    return server ? notify_server(server.get(), "_detach", t) : 0;
+}
+
+}  // namespace
+
+int stream_connection_lost(PyObject* t, PyObject* exc) {
+    StreamData* d = stream_data(t);
+    if (!d->sock) return 0;
+    Ref keep = Ref::borrow(t);  // the fd table's reference goes below
+    Ref r;
+    if (d->protocol) r = Ref::steal(PyObject_CallMethodOneArg(d->protocol, g.s_connection_lost, exc));
+    Ref pending = Ref::steal(PyErr_GetRaisedException());
+    int rc = release_socket(t);
+    if (pending) {
+        if (rc < 0) PyErr_WriteUnraisable(t);
+        PyErr_SetRaisedException(pending.release());
+        return -1;
+    }
+    return rc;
+}
+
+namespace {
+
+PyObject* StreamTransport_close(PyObject* t, PyObject*) {
+    if (stream_close(t) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* StreamTransport_abort(PyObject* t, PyObject*) {
+    if (stream_force_close(t, Py_None) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* StreamTransport_call_connection_lost(PyObject* t, PyObject* exc) {
+    if (stream_connection_lost(t, exc) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* StreamTransport_is_closing(PyObject* t, PyObject*) { return PyBool_FromLong(stream_data(t)->closing); }
+
+PyObject* StreamTransport_get_extra_info(PyObject* t, PyObject* const* args, Py_ssize_t nargs) {
+    if (nargs < 1 || nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "get_extra_info() takes 1 or 2 arguments (%zd given)", nargs);
+        return nullptr;
+    }
+    PyObject* dflt = nargs == 2 ? args[1] : Py_None;
+    PyObject* extra = stream_data(t)->extra;
+    if (!extra) return Py_NewRef(dflt);  // cleared by the GC
+    if (PyDict_CheckExact(extra)) {
+        PyObject* v = PyDict_GetItemWithError(extra, args[0]);
+        if (v) return Py_NewRef(v);
+        return PyErr_Occurred() ? nullptr : Py_NewRef(dflt);
+    }
+    return PyObject_CallMethod(extra, "get", "OO", args[0], dflt);
+}
+
+PyObject* StreamTransport_set_protocol(PyObject* t, PyObject* protocol) {
+    if (set_protocol(t, protocol) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* StreamTransport_get_protocol(PyObject* t, PyObject*) {
+    PyObject* p = stream_data(t)->protocol;
+    return Py_NewRef(p ? p : Py_None);
+}
+
+PyObject* StreamTransport_repr(PyObject* t) {
+    StreamData* d = stream_data(t);
+    const char* state = !d->sock ? " closed" : d->closing ? " closing" : "";
+    if (!d->sock || stream_loop(d)->s.closed) {
+        return PyUnicode_FromFormat("<%s%s fd=%d>", Py_TYPE(t)->tp_name, state, d->fd);
+    }
+    bool reading = !d->closing && !d->paused && !d->read_eof;
+    return PyUnicode_FromFormat("<%s%s fd=%d read=%s write=<%s, bufsize=%zu>>", Py_TYPE(t)->tp_name, state, d->fd,
+                                reading ? "polling" : "idle", d->queue.empty() ? "idle" : "polling",
+                                d->queue.bytes());
+}
+
+// The selector transport's __del__: an unclosed transport warns and closes
+// its socket. A registered transport is owned by the loop's fd table, so
+// this only runs for one the loop already let go of (loop closed).
+void StreamTransport_finalize(PyObject* t) {
+    StreamData* d = stream_data(t);
+    if (!d->sock) return;
+    Ref pending = Ref::steal(PyErr_GetRaisedException());
+    if (PyErr_ResourceWarning(t, 1, "unclosed transport %R", t) < 0) PyErr_WriteUnraisable(t);
+    Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
+    if (!r) PyErr_WriteUnraisable(t);
+    if (Ref server = Ref::steal(std::exchange(d->server, nullptr)); server) {
+        if (notify_server(server.get(), "_detach", t) < 0) PyErr_WriteUnraisable(t);
+    }
+    PyErr_SetRaisedException(pending.release());
+}
+
+int StreamTransport_traverse(PyObject* t, visitproc visit, void* arg) {
+    StreamData* d = stream_data(t);
+    Py_VISIT(Py_TYPE(t));
+    Py_VISIT(d->loop);
+    Py_VISIT(d->sock);
+    Py_VISIT(d->protocol);
+    Py_VISIT(d->server);
+    Py_VISIT(d->extra);
+    return d->queue.traverse(visit, arg);
+}
+
+int StreamTransport_clear(PyObject* t) {
+    StreamData* d = stream_data(t);
+    d->queue.clear();
+    Py_CLEAR(d->protocol);
+    Py_CLEAR(d->server);
+    Py_CLEAR(d->extra);
+    Py_CLEAR(d->sock);
+    // The loop goes last and only when unregistered: unregister_fd needs it.
+    if (!d->registered) Py_CLEAR(d->loop);
+    return 0;
+}
+
+void StreamTransport_dealloc(PyObject* t) {
+    PyTypeObject* tp = Py_TYPE(t);
+    if (PyObject_CallFinalizerFromDealloc(t) < 0) return;  // resurrected
+    PyObject_GC_UnTrack(t);
+    StreamData* d = stream_data(t);
+    if (d->weakreflist) PyObject_ClearWeakRefs(t);
+    StreamTransport_clear(t);
+    Py_CLEAR(d->loop);
+    d->~StreamData();
+    tp->tp_free(t);
+    Py_DECREF(tp);
+}
+
+PyObject* get_loop(PyObject* t, void*) {
+    StreamData* d = stream_data(t);
+    return Py_NewRef(d->sock && d->loop ? d->loop : Py_None);
+}
+PyObject* get_sock(PyObject* t, void*) {
+    PyObject* s = stream_data(t)->sock;
+    return Py_NewRef(s ? s : Py_None);
+}
+PyObject* get_sock_fd(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->fd); }
+PyObject* get_extra(PyObject* t, void*) {
+    PyObject* e = stream_data(t)->extra;
+    return Py_NewRef(e ? e : Py_None);
+}
+PyObject* get_server(PyObject* t, void*) {
+    PyObject* s = stream_data(t)->server;
+    return Py_NewRef(s ? s : Py_None);
+}
+PyObject* get_closing(PyObject* t, void*) { return PyBool_FromLong(stream_data(t)->closing); }
+PyObject* get_conn_lost(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->conn_lost); }
+
+PyMethodDef core_methods[] = {
+    {"close", StreamTransport_close, METH_NOARGS, "Close after flushing buffered data; connection_lost(None) follows."},
+    {"abort", StreamTransport_abort, METH_NOARGS, "Close now, dropping buffered data; connection_lost(None) follows."},
+    {"is_closing", StreamTransport_is_closing, METH_NOARGS, "Return True once close() or abort() was called."},
+    {"get_extra_info", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(StreamTransport_get_extra_info)),
+     METH_FASTCALL, "get_extra_info(name, default=None)"},
+    {"set_protocol", StreamTransport_set_protocol, METH_O, "Replace the protocol."},
+    {"get_protocol", StreamTransport_get_protocol, METH_NOARGS, "Return the protocol."},
+    {"_call_connection_lost", StreamTransport_call_connection_lost, METH_O, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyGetSetDef core_getsets[] = {
+    {"_loop", get_loop, nullptr, nullptr, nullptr},
+    {"_sock", get_sock, nullptr, nullptr, nullptr},
+    {"_sock_fd", get_sock_fd, nullptr, nullptr, nullptr},
+    {"_extra", get_extra, nullptr, nullptr, nullptr},
+    {"_server", get_server, nullptr, nullptr, nullptr},
+    {"_closing", get_closing, nullptr, nullptr, nullptr},
+    {"_conn_lost", get_conn_lost, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+// Concatenates null-terminated tables (methods or getsets) into one.
+const char* entry_name(const PyMethodDef& m) { return m.ml_name; }
+const char* entry_name(const PyGetSetDef& gs) { return gs.name; }
+
+template <class T>
+std::vector<T> join(std::initializer_list<T*> tables) {
+    std::vector<T> out;
+    for (T* table : tables) {
+        for (T* e = table; entry_name(*e); ++e) out.push_back(*e);
+    }
+    out.push_back(T{});
+    return out;
+}
+
+}  // namespace
+
+PyMethodDef loop_stream_methods[] = {
+    {"_make_socket_transport", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(make_socket_transport)),
+     METH_VARARGS | METH_KEYWORDS, nullptr},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+int init_stream_transport_type(PyObject* module) {
+    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
+    if (!transports) return -1;
+    Ref base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
+    if (!base) return -1;
+    Py_ssize_t end = reinterpret_cast<PyTypeObject*>(base.get())->tp_basicsize;
+    constexpr Py_ssize_t align = alignof(StreamData);
+    g.stream_data_offset = (end + align - 1) / align * align;
+
+    // The type keeps pointers to these tables: they must outlive it.
+    static std::vector<PyMethodDef> methods =
+        join<PyMethodDef>({core_methods, stream_read_methods, stream_write_methods});
+    static std::vector<PyGetSetDef> getsets =
+        join<PyGetSetDef>({core_getsets, stream_write_getsets});
+    static PyMemberDef members[] = {
+        {"__weaklistoffset__", T_PYSSIZET,
+         g.stream_data_offset + Py_ssize_t(offsetof(StreamData, weakreflist)), READONLY, nullptr},
+        {nullptr, 0, 0, 0, nullptr},
+    };
+    PyType_Slot slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(StreamTransport_dealloc)},
+        {Py_tp_finalize, reinterpret_cast<void*>(StreamTransport_finalize)},
+        {Py_tp_traverse, reinterpret_cast<void*>(StreamTransport_traverse)},
+        {Py_tp_clear, reinterpret_cast<void*>(StreamTransport_clear)},
+        {Py_tp_repr, reinterpret_cast<void*>(StreamTransport_repr)},
+        {Py_tp_methods, methods.data()},
+        {Py_tp_getset, getsets.data()},
+        {Py_tp_members, members},
+        {Py_tp_doc, const_cast<char*>("A TCP or Unix stream socket transport.")},
+        {0, nullptr},
+    };
+    PyType_Spec spec = {
+        "cxxloop._core.StreamTransport",
+        int(g.stream_data_offset + Py_ssize_t(sizeof(StreamData))),
+        0,
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+        slots,
+    };
+    Ref bases = Ref::steal(PyTuple_Pack(1, base.get()));
+    if (!bases) return -1;
+    g.StreamTransport = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases.get()));
+    if (!g.StreamTransport) return -1;
+    PyObject* type = reinterpret_cast<PyObject*>(g.StreamTransport);
+    // Class attributes asyncio reads: start_tls may wrap this transport;
+    // loop.sendfile streams through write() (see docs/streams.md).
+    Ref constants = Ref::steal(PyImport_ImportModule("asyncio.constants"));
+    if (!constants) return -1;
+    Ref modes = Ref::steal(PyObject_GetAttrString(constants.get(), "_SendfileMode"));
+    if (!modes) return -1;
+    Ref fallback = Ref::steal(PyObject_GetAttrString(modes.get(), "FALLBACK"));
+    if (!fallback || PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
+        PyObject_SetAttrString(type, "_sendfile_compatible", fallback.get()) < 0) {
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "StreamTransport", type);
+}
+
+}  // namespace cxxloop::py

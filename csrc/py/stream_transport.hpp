@@ -1,0 +1,93 @@
+// StreamTransport: the TCP / Unix stream socket transport.
+//
+// A C type whose Python base is asyncio.transports._FlowControlMixin (so
+// isinstance(t, asyncio.Transport) holds and BaseEventLoop's sendfile
+// fallback accepts it); its state lives in a StreamData placed after the
+// base's slots, as handle.hpp does for handles. Getsets named like the
+// selector transport's attributes (_loop, _sock, _protocol_paused, ...)
+// shadow the unused base slots.
+//
+// The fd is registered once, edge-triggered for both directions. The poller
+// marks events in `pending` and queues the transport itself on the loop's
+// ready ring (at most once); run_once then calls stream_run_io, which reads
+// and flushes in the position asyncio would have run the selector's reader
+// and writer callbacks.
+//
+// The code is split by concern: stream_transport.cpp holds the type, its
+// construction and the close / connection_lost paths; stream_read.cpp and
+// stream_write.cpp the two directions.
+#pragma once
+
+#include "globals.hpp"
+#include "write_queue.hpp"
+
+namespace cxxloop::py {
+
+struct CoreLoop;
+
+struct StreamData {
+    PyObject* loop;          // the CoreLoop; kept until dealloc
+    PyObject* sock;          // socket.socket; null once connection_lost ran
+    PyObject* protocol;      // null once connection_lost ran
+    PyObject* server;        // asyncio Server or null
+    PyObject* extra;         // dict behind get_extra_info
+    PyObject* weakreflist;
+    WriteQueue queue;
+    Py_ssize_t high_water;
+    Py_ssize_t low_water;
+    int fd;
+    int conn_lost;          // asyncio's _conn_lost: >0 once connection_lost is scheduled
+    uint32_t pending;       // poller events not handled yet (Interest mask)
+    bool registered;        // in the poller and the loop's fd table
+    bool buffered;          // protocol is a BufferedProtocol
+    bool closing;
+    bool paused;            // pause_reading()
+    bool read_eof;          // eof_received() asked to stay open: never read again
+    bool peer_closed;       // kHangup seen: keep reading until EOF or an error
+    bool eof;               // write_eof() called
+    bool protocol_paused;   // pause_writing() called, resume_writing() not yet
+    bool queued;            // on the loop's ready ring
+};
+
+inline StreamData* stream_data(PyObject* t) noexcept {
+    return reinterpret_cast<StreamData*>(reinterpret_cast<char*>(t) + g.stream_data_offset);
+}
+
+inline CoreLoop* stream_loop(StreamData* d) noexcept { return reinterpret_cast<CoreLoop*>(d->loop); }
+
+// Handles the recorded events; called from run_once. -1 only for
+// exceptions that must unwind the loop (SystemExit, KeyboardInterrupt, a
+// failing exception handler).
+int stream_run_io(PyObject* t);
+
+// --- shared between the stream_*.cpp files ---
+
+// asyncio's _fatal_error: report (OSErrors only in debug mode), then
+// force-close with exc. Consumes the raised exception.
+int stream_fatal_error(PyObject* t, const char* message);
+// asyncio's _force_close(exc); exc may be Py_None.
+int stream_force_close(PyObject* t, PyObject* exc);
+// asyncio's close().
+int stream_close(PyObject* t);
+// Runs protocol.connection_lost(exc) and releases the socket.
+int stream_connection_lost(PyObject* t, PyObject* exc);
+// Records `events` (poller events, or a read to retry) and puts the
+// transport on the loop's ready ring unless it is already there.
+int stream_schedule(PyObject* t, uint32_t events);
+// True if a raised exception is one asyncio lets unwind the loop.
+bool must_propagate();
+// Calls loop.call_exception_handler with message/exception/transport/protocol.
+int report_to_loop(PyObject* t, const char* message, PyObject* exc);
+
+// Read side (stream_read.cpp).
+int stream_read_ready(PyObject* t);
+extern PyMethodDef stream_read_methods[];
+
+// Write side (stream_write.cpp).
+int stream_write_ready(PyObject* t);
+extern PyMethodDef stream_write_methods[];
+extern PyGetSetDef stream_write_getsets[];
+
+int init_stream_transport_type(PyObject* module);
+
+}  // namespace cxxloop::py
