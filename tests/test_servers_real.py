@@ -1,5 +1,6 @@
-"""Real servers on cxxloop: aiohttp client and server in one loop, and
-gunicorn / uvicorn processes on loopback answering real requests."""
+"""Real servers on cxxloop: gunicorn and uvicorn processes on loopback
+answering real requests (the in-process aiohttp exchange is in
+test_streams_server.py)."""
 
 import json
 import os
@@ -12,8 +13,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
-import cxxloop
 
 APPS = Path(__file__).resolve().parent / "apps"
 
@@ -34,34 +33,6 @@ def get_json(port, timeout=30):
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
-
-
-def test_aiohttp_client_and_server_on_cxxloop():
-    from aiohttp import ClientSession, web
-
-    async def main():
-        async def hello(request):
-            body = await request.read()
-            return web.Response(body=b"echo:" + body)
-
-        app = web.Application()
-        app.router.add_post("/", hello)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        port = runner.addresses[0][1]
-        try:
-            async with ClientSession() as session:
-                replies = []
-                for size in (0, 100, 100_000):
-                    async with session.post(f"http://127.0.0.1:{port}/", data=b"x" * size) as resp:
-                        replies.append((resp.status, len(await resp.read())))
-                return replies
-        finally:
-            await runner.cleanup()
-
-    assert cxxloop.run(main()) == [(200, 5), (200, 105), (200, 100_005)]
 
 
 def start(cmd):

@@ -257,7 +257,7 @@ def test_ten_thousand_concurrent_connections_no_fd_leak():
 
 
 def test_aiohttp_server_and_client():
-    aiohttp = pytest.importorskip("aiohttp")
+    import aiohttp
     from aiohttp import web
 
     async def main():
