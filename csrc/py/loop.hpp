@@ -1,11 +1,13 @@
 // CoreLoop: the C part of cxxloop.Loop.
 //
-// Python sees `class Loop(_core.CoreLoop, asyncio.BaseEventLoop)`. CoreLoop
-// owns everything per callback (ready queue, timer heap, poller, the run
-// loop itself); BaseEventLoop contributes asyncio's own per-loop logic
-// (executors, exception handler, async generators, and later address
-// resolution and connection set-up), which reads the state below through
-// the getsets named like BaseEventLoop's attributes.
+// Python sees `class Loop(_core.CoreLoop, ..., unix_events._UnixSelectorEventLoop)`.
+// CoreLoop owns everything per callback (ready queue, timer heap, poller,
+// fd watches, stream transports, the run loop itself); asyncio's selector
+// loop contributes its per-loop and per-connection logic (executors,
+// exception handler, async generators, connection set-up, servers, TLS,
+// subprocesses), which reaches the C++ state through the hooks
+// (_add_reader, _make_socket_transport, ...) and the getsets named like
+// BaseEventLoop's attributes.
 #pragma once
 
 #include <sys/types.h>
