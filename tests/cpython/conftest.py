@@ -39,6 +39,10 @@ def _cxxloop_policy(request):
     # Set before every test: some tests reset the policy in tearDown.
     _current_test[0] = request.node.nodeid
     asyncio.set_event_loop_policy(cxxloop.EventLoopPolicy())
+    # In CPython's own run the policy persists and earlier tests have called
+    # set_event_loop(None), so get_event_loop() without a loop raises instead
+    # of creating one; some tests (test_create_subprocess_with_pidfd) rely on it.
+    asyncio.set_event_loop(None)
     yield
     asyncio.set_event_loop_policy(None)
 
