@@ -13,6 +13,17 @@ def _wait_child(pid):
     return os.waitstatus_to_exitcode(status)
 
 
+def _reads_through_watch(loop, r, w, byte):
+    """True if a reader watch on r fires and reads `byte` written to w."""
+    got = loop.create_future()
+    loop.add_reader(r, lambda: got.done() or got.set_result(os.read(r, 1)))
+    os.write(w, byte)
+    try:
+        return loop.run_until_complete(asyncio.wait_for(got, 5)) == byte
+    finally:
+        loop.remove_reader(r)
+
+
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")  # fork() with threads, 3.12+
 def test_fork_child_makes_new_loop_parent_unaffected(loop):
     r, w = os.pipe()
@@ -45,12 +56,8 @@ def test_fork_child_makes_new_loop_parent_unaffected(loop):
     assert os.read(r, 1) == bytes([7])
     os.close(r)
     # The parent's loop still works, timers and fd watches included.
-    got = loop.create_future()
     a, b = os.pipe()
-    loop.add_reader(a, lambda: got.done() or got.set_result(os.read(a, 1)))
-    os.write(b, b"p")
-    assert loop.run_until_complete(asyncio.wait_for(got, 5)) == b"p"
-    loop.remove_reader(a)
+    assert _reads_through_watch(loop, a, b, b"p")
     os.close(a)
     os.close(b)
 
@@ -73,10 +80,6 @@ def test_fork_child_cannot_touch_parent_registrations(loop):
         loop.close()
         os._exit(code)
     assert _wait_child(pid) == 0
-    got = loop.create_future()
-    loop.add_reader(a, lambda: got.done() or got.set_result(os.read(a, 1)))
-    os.write(b, b"x")
-    assert loop.run_until_complete(asyncio.wait_for(got, 5)) == b"x"
-    loop.remove_reader(a)
+    assert _reads_through_watch(loop, a, b, b"x")
     os.close(a)
     os.close(b)
