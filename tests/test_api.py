@@ -82,7 +82,10 @@ def test_policy_and_install():
 def test_public_names_and_stub():
     import importlib.resources
 
-    assert set(cxxloop.__all__) >= {"EventLoopPolicy", "Loop", "install", "new_event_loop", "run"}
+    assert set(cxxloop.__all__) >= {
+        "EventLoopPolicy", "Loop", "install", "new_event_loop", "run",
+        "sync_to_async", "async_to_sync", "ThreadSensitiveContext",
+    }
     files = importlib.resources.files("cxxloop")
     assert files.joinpath("py.typed").is_file()
     assert files.joinpath("_core.pyi").is_file()

@@ -14,8 +14,18 @@ from typing import Any, TypeVar
 
 from ._loop import Loop
 from ._policy import EventLoopPolicy, install
+from .bridges import ThreadSensitiveContext, async_to_sync, sync_to_async
 
-__all__ = ["EventLoopPolicy", "Loop", "install", "new_event_loop", "run"]
+__all__ = [
+    "EventLoopPolicy",
+    "Loop",
+    "ThreadSensitiveContext",
+    "async_to_sync",
+    "install",
+    "new_event_loop",
+    "run",
+    "sync_to_async",
+]
 __version__ = "0.1.0"
 
 _T = TypeVar("_T")
