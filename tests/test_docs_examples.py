@@ -1,6 +1,10 @@
 """The user guides' examples run as shown: each ```python block of a guide
-is run with this interpreter, and where a ```text block follows it, that is
-exactly what it must print."""
+is saved to a file and run with this interpreter (a file, so that process
+pools with the spawn start method can import it), and where a ```text block
+follows it, that is exactly what it must print.
+
+docs/workers.md is not listed: its snippets start servers that run until
+stopped, and tests/test_servers_real.py runs those with real processes."""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from pathlib import Path
 import pytest
 
 DOCS = Path(__file__).resolve().parent.parent / "docs"
-GUIDES = ["bridges.md"]
+GUIDES = ["bridges.md", "executors.md"]
 BLOCK = re.compile(r"```python\n(?P<code>.*?)```\n(?:\n```text\n(?P<output>.*?)```)?", re.S)
 
 
@@ -24,9 +28,11 @@ def examples():
 
 
 @pytest.mark.parametrize(("code", "output"), list(examples()))
-def test_guide_example_runs_as_shown(code, output):
+def test_guide_example_runs_as_shown(code, output, tmp_path):
+    script = tmp_path / "example.py"
+    script.write_text(code)
     proc = subprocess.run(
-        [sys.executable, "-W", "error", "-c", code], capture_output=True, text=True, timeout=60
+        [sys.executable, "-W", "error", str(script)], capture_output=True, text=True, timeout=60
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
