@@ -37,7 +37,11 @@ def get_json(port, timeout=30):
 
 def start(cmd):
     env = dict(os.environ, PYTHONPATH=str(APPS))
-    return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # A session of its own, so a hung server's workers can be killed too.
+    return subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )
 
 
 def stop(proc, sig=signal.SIGTERM):
@@ -45,7 +49,7 @@ def stop(proc, sig=signal.SIGTERM):
     try:
         out, _ = proc.communicate(timeout=30)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        os.killpg(proc.pid, signal.SIGKILL)
         out, _ = proc.communicate()
         pytest.fail(f"server did not stop on {sig!r}:\n{out}")
     return proc.returncode, out
@@ -94,14 +98,19 @@ def test_uvicorn_loop_option():
     assert code == 0, out
 
 
-# Quick shutdown (SIGQUIT) is checked for aiohttp's worker only: the
-# uvicorn-worker package's worker does not exit promptly on SIGQUIT on any
-# loop (uvloop and asyncio alike), so there is no cxxloop behaviour to test.
-def test_gunicorn_aiohttp_quick_shutdown_on_sigquit():
+# gunicorn's SIGQUIT is a quick shutdown. With --graceful-timeout above
+# stop()'s 30 s, a worker that ignores SIGQUIT makes stop() fail instead of
+# being killed by the arbiter in time.
+@pytest.mark.parametrize(
+    ("worker", "app"),
+    [("cxxloop.workers.AiohttpWorker", "aiohttp_app:make_app"),
+     ("cxxloop.workers.UvicornWorker", "asgi_app:app")],
+)
+def test_gunicorn_quick_shutdown_on_sigquit(worker, app):
     port = free_port()
     proc = start(
-        [sys.executable, "-m", "gunicorn", "aiohttp_app:make_app", "-k", "cxxloop.workers.AiohttpWorker",
-         "-w", "2", "-b", f"127.0.0.1:{port}"]
+        [sys.executable, "-m", "gunicorn", app, "-k", worker,
+         "-w", "2", "-b", f"127.0.0.1:{port}", "--graceful-timeout", "60"]
     )
     try:
         assert get_json(port)["loop"] == "cxxloop._loop"
@@ -109,3 +118,4 @@ def test_gunicorn_aiohttp_quick_shutdown_on_sigquit():
         code, out = stop(proc, signal.SIGQUIT)
     assert code == 0, out
     assert "Handling signal: quit" in out
+    assert "SIGKILL" not in out, out

@@ -14,6 +14,7 @@ neither aiohttp nor uvicorn, only the worker you use does.
 from __future__ import annotations
 
 import asyncio
+import signal
 from typing import Any
 
 __all__ = ["AiohttpWorker", "UvicornWorker"]
@@ -46,6 +47,15 @@ def _uvicorn_worker() -> type:
 
         # uvicorn resolves a "module:attr" loop as a loop factory.
         CONFIG_KWARGS = {**Base.CONFIG_KWARGS, "loop": "cxxloop:new_event_loop"}
+
+        def _install_sigquit_handler(self) -> None:
+            # The base maps SIGQUIT to handle_exit, which only clears
+            # self.alive, a flag uvicorn's server never reads: the worker
+            # served on until the arbiter's graceful timeout killed it.
+            # SIGQUIT is gunicorn's quick shutdown, which handle_quit is.
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGQUIT, self.handle_quit, signal.SIGQUIT, None
+            )
 
     return UvicornWorker
 
