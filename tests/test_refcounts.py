@@ -8,6 +8,7 @@ import asyncio
 import contextvars
 import gc
 import os
+import socket
 import sys
 
 import pytest
@@ -165,3 +166,41 @@ def test_timer_compaction_releases_cancelled_timers(loop):
     spin(loop)
     assert loop._timer_cancelled_count == 0
     assert _refs(callback, arg) == before
+
+
+class _Protocol(asyncio.Protocol):
+    def connection_lost(self, exc):
+        self.lost = exc
+
+
+def test_stream_transport_returns_data_and_protocol_references(loop, tmp_path):
+    """Writes queued by reference, writelines, a native sendfile behind
+    queued data, close: the data, the protocol and the file end where they
+    started."""
+    data = bytes(300_000)  # more than one send takes: queued by reference
+    protocol = _Protocol()
+    path = tmp_path / "file"
+    path.write_bytes(b"x" * 100_000)
+    expected = 3 * len(data) + 100_000
+
+    async def one_connection(f):
+        a, b = socket.socketpair()
+        with b:
+            b.setblocking(False)
+            transport, _ = await loop.create_connection(lambda: protocol, sock=a)
+            transport.write(data)
+            transport.writelines([data, data])
+            sending = asyncio.ensure_future(loop.sendfile(transport, f, 0, fallback=False))
+            got = 0
+            while got < expected:
+                got += len(await loop.sock_recv(b, 65536))
+            assert await sending == 100_000
+            transport.close()
+            await asyncio.sleep(0)
+
+    with open(path, "rb") as f:
+        loop.run_until_complete(one_connection(f))  # warm up
+        before = _refs(data, protocol, f)
+        for _ in range(20):
+            loop.run_until_complete(one_connection(f))
+        assert _refs(data, protocol, f) == before

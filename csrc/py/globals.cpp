@@ -43,6 +43,7 @@ int init_globals() {
         {&g.TransportSocket, "asyncio.trsock", "TransportSocket"},
         {&g.set_nodelay, "asyncio.base_events", "_set_nodelay"},
         {&g.set_result_unless_cancelled, "asyncio.futures", "_set_result_unless_cancelled"},
+        {&g.SendfileNotAvailableError, "asyncio.exceptions", "SendfileNotAvailableError"},
     };
     for (const auto& l : lookups) {
         if (!(*l.out = attr(l.module, l.name))) return -1;
@@ -100,6 +101,7 @@ int init_globals() {
         {&g.s_set_exception, "set_exception"},
         {&g.s_close, "close"},
         {&g.s_get, "get"},
+        {&g.s_create_future, "create_future"},
     };
     for (const auto& n : names) {
         if (intern(n.out, n.s) < 0) return -1;

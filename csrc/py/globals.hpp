@@ -38,6 +38,7 @@ struct Globals {
     PyObject* TransportSocket;         // asyncio.trsock.TransportSocket
     PyObject* set_nodelay;             // asyncio.base_events._set_nodelay
     PyObject* set_result_unless_cancelled;  // asyncio.futures._set_result_unless_cancelled
+    PyObject* SendfileNotAvailableError;    // asyncio.exceptions.SendfileNotAvailableError
     // True where the running asyncio passes create_task(**kwargs) straight
     // to the task factory (3.13.3+); older releases only know name/context.
     bool create_task_passthrough;
@@ -83,6 +84,7 @@ struct Globals {
     PyObject* s_set_exception;
     PyObject* s_close;
     PyObject* s_get;
+    PyObject* s_create_future;
 
     // Prebuilt vectorcall keyword-name tuples.
     PyObject* kw_loop;     // ("loop",)

@@ -124,37 +124,45 @@ int stream_read_ready(PyObject* t) {
 
 namespace {
 
-PyObject* is_reading(PyObject* t, PyObject*) {
-    StreamData* d = stream_data(t);
-    return PyBool_FromLong(!d->closing && !d->paused);
-}
-
 int log_debug(PyObject* t, const char* format) {
     if (!stream_loop(stream_data(t))->s.debug) return 0;
     Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", format, t));
     return r ? 0 : -1;
 }
 
+PyObject* is_reading(PyObject* t, PyObject*) { return PyBool_FromLong(stream_is_reading(stream_data(t))); }
+
 PyObject* pause_reading(PyObject* t, PyObject*) {
-    StreamData* d = stream_data(t);
-    if (d->closing || d->paused) Py_RETURN_NONE;
-    d->paused = true;
-    if (log_debug(t, "%r pauses reading") < 0) return nullptr;
+    if (stream_pause_reading(t) < 0) return nullptr;
     Py_RETURN_NONE;
+}
+
+PyObject* resume_reading(PyObject* t, PyObject*) {
+    if (stream_resume_reading(t) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+}  // namespace
+
+bool stream_is_reading(StreamData* d) { return !d->closing && !d->paused; }
+
+int stream_pause_reading(PyObject* t) {
+    StreamData* d = stream_data(t);
+    if (d->closing || d->paused) return 0;
+    d->paused = true;
+    return log_debug(t, "%r pauses reading");
 }
 
 // The fd stays registered while paused, but an edge that arrived meanwhile
 // was dropped; so resuming always tries one read, which costs a single
 // EAGAIN when nothing is waiting.
-PyObject* resume_reading(PyObject* t, PyObject*) {
+int stream_resume_reading(PyObject* t) {
     StreamData* d = stream_data(t);
-    if (d->closing || !d->paused) Py_RETURN_NONE;
+    if (d->closing || !d->paused) return 0;
     d->paused = false;
-    if (stream_schedule(t, kReadable) < 0 || log_debug(t, "%r resumes reading") < 0) return nullptr;
-    Py_RETURN_NONE;
+    if (stream_schedule(t, kReadable) < 0) return -1;
+    return log_debug(t, "%r resumes reading");
 }
-
-}  // namespace
 
 PyMethodDef stream_read_methods[] = {
     {"is_reading", is_reading, METH_NOARGS, "Return True if the transport is receiving."},

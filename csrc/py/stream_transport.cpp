@@ -47,7 +47,8 @@ int stream_run_io(PyObject* t) {
     if (events & kHangup) d->peer_closed = true;
     // Read first, then write: the order of the selector loop's callbacks.
     if ((events & kReadable) && !d->closing && !d->paused && !d->read_eof && stream_read_ready(t) < 0) return -1;
-    if ((events & kWritable) && !d->queue.empty() && d->sock) return stream_write_ready(t);
+    bool sending = !d->queue.empty() || stream_sendfile_active(d);
+    if ((events & kWritable) && sending && d->sock) return stream_write_ready(t);
     return 0;
 }
 
@@ -202,6 +203,7 @@ int stream_force_close(PyObject* t, PyObject* exc) {
     d->queue.clear();
     d->closing = true;
     d->conn_lost++;
+    if (stream_sendfile_abort(t, exc) < 0) return -1;
     return schedule_connection_lost(t, exc);
 }
 
@@ -227,7 +229,8 @@ int stream_close(PyObject* t) {
     StreamData* d = stream_data(t);
     if (d->closing) return 0;
     d->closing = true;
-    if (!d->queue.empty()) return 0;  // the last flush calls connection_lost
+    // The last flush, or the end of a sendfile, calls connection_lost.
+    if (!d->queue.empty() || stream_sendfile_active(d)) return 0;
     d->conn_lost++;
     return schedule_connection_lost(t, Py_None);
 }
@@ -347,12 +350,14 @@ int StreamTransport_traverse(PyObject* t, visitproc visit, void* arg) {
     Py_VISIT(d->protocol);
     Py_VISIT(d->server);
     Py_VISIT(d->extra);
+    Py_VISIT(d->sendfile.waiter);
     return d->queue.traverse(visit, arg);
 }
 
 int StreamTransport_clear(PyObject* t) {
     StreamData* d = stream_data(t);
     d->queue.clear();
+    Py_CLEAR(d->sendfile.waiter);
     Py_CLEAR(d->protocol);
     Py_CLEAR(d->server);
     Py_CLEAR(d->extra);
@@ -451,7 +456,7 @@ int init_stream_transport_type(PyObject* module) {
 
     // The type keeps pointers to these tables: they must outlive it.
     static std::vector<PyMethodDef> methods =
-        join<PyMethodDef>({core_methods, stream_read_methods, stream_write_methods});
+        join<PyMethodDef>({core_methods, stream_read_methods, stream_write_methods, stream_sendfile_methods});
     static std::vector<PyGetSetDef> getsets =
         join<PyGetSetDef>({core_getsets, stream_write_getsets});
     static PyMemberDef members[] = {
@@ -484,14 +489,14 @@ int init_stream_transport_type(PyObject* module) {
     if (!g.StreamTransport) return -1;
     PyObject* type = reinterpret_cast<PyObject*>(g.StreamTransport);
     // Class attributes asyncio reads: start_tls may wrap this transport;
-    // loop.sendfile streams through write() (see docs/streams.md).
+    // loop.sendfile tries the native zero-copy path (Loop._sendfile_native).
     Ref constants = Ref::steal(PyImport_ImportModule("asyncio.constants"));
     if (!constants) return -1;
     Ref modes = Ref::steal(PyObject_GetAttrString(constants.get(), "_SendfileMode"));
     if (!modes) return -1;
-    Ref fallback = Ref::steal(PyObject_GetAttrString(modes.get(), "FALLBACK"));
-    if (!fallback || PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
-        PyObject_SetAttrString(type, "_sendfile_compatible", fallback.get()) < 0) {
+    Ref native = Ref::steal(PyObject_GetAttrString(modes.get(), "TRY_NATIVE"));
+    if (!native || PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
+        PyObject_SetAttrString(type, "_sendfile_compatible", native.get()) < 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "StreamTransport", type);

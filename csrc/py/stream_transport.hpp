@@ -15,8 +15,10 @@
 //
 // The code is split by concern: stream_transport.cpp holds the type, its
 // construction and the close / connection_lost paths; stream_read.cpp and
-// stream_write.cpp the two directions.
+// stream_write.cpp the two directions; stream_sendfile.cpp loop.sendfile().
 #pragma once
+
+#include <sys/types.h>
 
 #include "globals.hpp"
 #include "write_queue.hpp"
@@ -24,6 +26,18 @@
 namespace cxxloop::py {
 
 struct CoreLoop;
+
+// A loop.sendfile() in progress (stream_sendfile.cpp): the kernel copies
+// from the file to the socket, zero-copy, whenever the socket is writable.
+struct SendfileJob {
+    PyObject* waiter = nullptr;  // the future the caller awaits; null when none runs
+    int file_fd = -1;
+    off_t offset = 0;            // the next byte of the file to send
+    size_t count = 0;            // bytes asked for; 0 means up to the end of the file
+    size_t blocksize = 0;        // bytes per sendfile() call when count is 0
+    size_t sent = 0;
+    bool resume_reading = false; // reading was on when the job began
+};
 
 struct StreamData {
     PyObject* loop;          // the CoreLoop; kept until dealloc
@@ -33,6 +47,7 @@ struct StreamData {
     PyObject* extra;         // dict behind get_extra_info
     PyObject* weakreflist;
     WriteQueue queue;
+    SendfileJob sendfile;
     Py_ssize_t high_water;
     Py_ssize_t low_water;
     int fd;
@@ -81,12 +96,26 @@ int report_to_loop(PyObject* t, const char* message, PyObject* exc);
 
 // Read side (stream_read.cpp).
 int stream_read_ready(PyObject* t);
+bool stream_is_reading(StreamData* d);
+int stream_pause_reading(PyObject* t);
+int stream_resume_reading(PyObject* t);
 extern PyMethodDef stream_read_methods[];
 
 // Write side (stream_write.cpp).
 int stream_write_ready(PyObject* t);
+// What follows the last queued byte: connection_lost if closing, the
+// deferred shutdown(SHUT_WR) if write_eof() was called.
+int stream_write_done(PyObject* t);
 extern PyMethodDef stream_write_methods[];
 extern PyGetSetDef stream_write_getsets[];
+
+// sendfile (stream_sendfile.cpp).
+inline bool stream_sendfile_active(const StreamData* d) noexcept { return d->sendfile.waiter != nullptr; }
+// Sends file data while the socket takes it; ends the job at the end.
+int stream_sendfile_ready(PyObject* t);
+// Ends a running job with `exc` (the transport is being torn down).
+int stream_sendfile_abort(PyObject* t, PyObject* exc);
+extern PyMethodDef stream_sendfile_methods[];
 
 int init_stream_transport_type(PyObject* module);
 

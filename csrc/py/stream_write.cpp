@@ -81,6 +81,10 @@ int check_can_write(StreamData* d, const char* method) {
         PyErr_Format(PyExc_RuntimeError, "Cannot call %s() after write_eof()", method);
         return -1;
     }
+    if (stream_sendfile_active(d)) {
+        PyErr_SetString(PyExc_RuntimeError, "unable to write; sendfile is in progress");
+        return -1;
+    }
     return 0;
 }
 
@@ -167,7 +171,8 @@ PyObject* write_eof(PyObject* t, PyObject*) {
     StreamData* d = stream_data(t);
     if (d->closing || d->eof) Py_RETURN_NONE;
     d->eof = true;
-    if (d->queue.empty() && shutdown(d->fd, SHUT_WR) < 0) return PyErr_SetFromErrno(PyExc_OSError);
+    bool sending = !d->queue.empty() || stream_sendfile_active(d);
+    if (!sending && shutdown(d->fd, SHUT_WR) < 0) return PyErr_SetFromErrno(PyExc_OSError);
     Py_RETURN_NONE;
 }
 
@@ -217,7 +222,7 @@ PyObject* get_low_water(PyObject* t, void*) { return PyLong_FromSsize_t(stream_d
 int stream_write_ready(PyObject* t) {
     StreamData* d = stream_data(t);
     if (d->conn_lost) return 0;
-    for (;;) {
+    while (!d->queue.empty()) {
         iovec iov[kMaxIov];
         int n = d->queue.fill(iov, kMaxIov);
         size_t want = 0;
@@ -230,10 +235,17 @@ int stream_write_ready(PyObject* t) {
         d->queue.consume(size_t(sent));
         // A short write means the socket buffer is full: the next edge
         // says when to go on. A full one may just have hit kMaxIov.
-        if (size_t(sent) < want || d->queue.empty()) break;
+        if (size_t(sent) < want) break;
     }
     if (maybe_resume_protocol(t) < 0) return -1;  // may write more
     if (!d->queue.empty()) return 0;
+    // A sendfile waits for the queue to drain before it starts.
+    if (stream_sendfile_active(d)) return stream_sendfile_ready(t);
+    return stream_write_done(t);
+}
+
+int stream_write_done(PyObject* t) {
+    StreamData* d = stream_data(t);
     if (d->closing) return stream_connection_lost(t, Py_None);
     if (d->eof && shutdown(d->fd, SHUT_WR) < 0) return fatal_write_error(t);
     return 0;

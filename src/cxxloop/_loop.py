@@ -15,6 +15,8 @@ versions, are written here.
 from __future__ import annotations
 
 import asyncio
+import io
+import os
 import selectors
 import threading
 import warnings
@@ -82,6 +84,21 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
         else:
             joiner.join()
 
+    async def _sendfile_native(self, transp: Any, file: Any, offset: int, count: int | None) -> int:
+        # The C++ transport sends the file itself (zero-copy); others, such
+        # as asyncio's own transports on this loop, keep asyncio's way.
+        if not isinstance(transp, _core.StreamTransport):
+            return await super()._sendfile_native(transp, file, offset, count)
+        fileno, blocksize = _sendfile_source(file, count)
+        if not blocksize:
+            return 0  # an empty file
+        sent = transp._sendfile(fileno, offset, count or 0, blocksize)
+        try:
+            return await sent
+        finally:
+            if sent.cancelled():  # the awaiter was: stop the job
+                transp._sendfile_cancel()
+
     def _join_executor(self, executor: Any, done: asyncio.Future[None]) -> None:
         # Runs in its own thread so the loop keeps running while it waits.
         try:
@@ -92,6 +109,21 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
             outcome = (done.set_result, None)
         if not self.is_closed():
             self.call_soon_threadsafe(_settle, done, *outcome)
+
+
+def _sendfile_source(file: Any, count: int | None) -> tuple[int, int]:
+    """The file's descriptor and sendfile block size, as asyncio's Unix
+    loop finds them; SendfileNotAvailableError (so loop.sendfile falls back
+    to read + write) for anything that is not a regular file."""
+    try:
+        fileno = file.fileno()
+    except (AttributeError, io.UnsupportedOperation) as err:
+        raise asyncio.SendfileNotAvailableError("not a regular file") from err
+    try:
+        fsize = os.fstat(fileno).st_size
+    except OSError as err:
+        raise asyncio.SendfileNotAvailableError("not a regular file") from err
+    return fileno, count if count else fsize
 
 
 def _settle(fut: asyncio.Future[Any], setter: Any, value: Any) -> None:

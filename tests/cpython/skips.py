@@ -19,12 +19,4 @@ SKIPS: dict[str, str] = {
     "test_events__EventLoopTestsMixin::test_internal_fds": "inspects the stdlib loop's self-pipe sockets",
 }
 
-_NATIVE_SENDFILE = (
-    "bug: the C++ StreamTransport has no native sendfile mode yet (it reports "
-    "FALLBACK), so fallback=False fails and write() is not refused during sendfile"
-)
-
-EXPECTED_FAILURES: dict[str, str] = {
-    "test_sendfile__SendfileTestsBase::test_sendfile_force_unsupported_native": _NATIVE_SENDFILE,
-    "test_sendfile__SendfileTestsBase::test_sendfile_prevents_bare_write": _NATIVE_SENDFILE,
-}
+EXPECTED_FAILURES: dict[str, str] = {}
