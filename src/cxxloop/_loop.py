@@ -24,7 +24,7 @@ import weakref
 from asyncio import coroutines, unix_events
 from typing import Any
 
-from . import _core
+from . import _core, _resolve
 from ._signals import SignalHandlers
 
 
@@ -83,6 +83,21 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
             executor.shutdown(wait=False)
         else:
             joiner.join()
+
+    async def getaddrinfo(
+        self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
+    ) -> list[tuple[Any, ...]]:
+        if not self.get_debug():  # debug mode logs every lookup: keep asyncio's path
+            found = _resolve.numeric_getaddrinfo(host, port, family, type, proto, flags)
+            if found is not None:
+                return found
+        return await super().getaddrinfo(host, port, family=family, type=type, proto=proto, flags=flags)
+
+    async def getnameinfo(self, sockaddr: Any, flags: int = 0) -> tuple[str, str]:
+        found = _resolve.numeric_getnameinfo(sockaddr, flags)
+        if found is not None:
+            return found
+        return await super().getnameinfo(sockaddr, flags)
 
     async def _sendfile_native(self, transp: Any, file: Any, offset: int, count: int | None) -> int:
         # The C++ transport sends the file itself (zero-copy); others, such
