@@ -204,3 +204,38 @@ def test_stream_transport_returns_data_and_protocol_references(loop, tmp_path):
         for _ in range(20):
             loop.run_until_complete(one_connection(f))
         assert _refs(data, protocol, f) == before
+
+
+def test_sock_ops_return_socket_and_data_references(loop):
+    """Immediate and waiting sock_* calls, a partial sendall, a cancelled
+    wait: the sockets, the data and the buffers end where they started."""
+    a, b = socket.socketpair()
+    a.setblocking(False)
+    b.setblocking(False)
+    data = bytes(3_000_000)  # more than the socket buffers: sendall waits
+    buf = bytearray(100)
+
+    async def rounds():
+        b.send(b"now")
+        await loop.sock_recv(a, 10)  # immediate
+        waiting = asyncio.ensure_future(loop.sock_recv_into(a, buf))
+        await asyncio.sleep(0)
+        b.send(b"later")
+        await waiting
+        send = asyncio.ensure_future(loop.sock_sendall(a, data))
+        got = 0
+        while got < len(data):
+            got += len(await loop.sock_recv(b, 1 << 20))
+        await send
+        cancelled = asyncio.ensure_future(loop.sock_recv(a, 10))
+        await asyncio.sleep(0)
+        cancelled.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+
+    with a, b:
+        loop.run_until_complete(rounds())  # warm up
+        before = _refs(a, b, data, buf)
+        for _ in range(20):
+            loop.run_until_complete(rounds())
+        assert _refs(a, b, data, buf) == before

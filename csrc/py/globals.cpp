@@ -44,6 +44,8 @@ int init_globals() {
         {&g.set_nodelay, "asyncio.base_events", "_set_nodelay"},
         {&g.set_result_unless_cancelled, "asyncio.futures", "_set_result_unless_cancelled"},
         {&g.SendfileNotAvailableError, "asyncio.exceptions", "SendfileNotAvailableError"},
+        {&g.check_ssl_socket, "asyncio.base_events", "_check_ssl_socket"},
+        {&g.socket_type, "socket", "socket"},
     };
     for (const auto& l : lookups) {
         if (!(*l.out = attr(l.module, l.name))) return -1;
@@ -102,6 +104,16 @@ int init_globals() {
         {&g.s_close, "close"},
         {&g.s_get, "get"},
         {&g.s_create_future, "create_future"},
+        {&g.s_recv, "recv"},
+        {&g.s_recv_into, "recv_into"},
+        {&g.s_recvfrom, "recvfrom"},
+        {&g.s_recvfrom_into, "recvfrom_into"},
+        {&g.s_send, "send"},
+        {&g.s_sendto, "sendto"},
+        {&g.s_accept, "accept"},
+        {&g.s_setblocking, "setblocking"},
+        {&g.s_gettimeout, "gettimeout"},
+        {&g.s_asyncio_future_blocking, "_asyncio_future_blocking"},
     };
     for (const auto& n : names) {
         if (intern(n.out, n.s) < 0) return -1;

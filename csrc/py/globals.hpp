@@ -39,6 +39,8 @@ struct Globals {
     PyObject* set_nodelay;             // asyncio.base_events._set_nodelay
     PyObject* set_result_unless_cancelled;  // asyncio.futures._set_result_unless_cancelled
     PyObject* SendfileNotAvailableError;    // asyncio.exceptions.SendfileNotAvailableError
+    PyObject* check_ssl_socket;             // asyncio.base_events._check_ssl_socket
+    PyObject* socket_type;                  // socket.socket
     // True where the running asyncio passes create_task(**kwargs) straight
     // to the task factory (3.13.3+); older releases only know name/context.
     bool create_task_passthrough;
@@ -85,6 +87,16 @@ struct Globals {
     PyObject* s_close;
     PyObject* s_get;
     PyObject* s_create_future;
+    PyObject* s_recv;
+    PyObject* s_recv_into;
+    PyObject* s_recvfrom;
+    PyObject* s_recvfrom_into;
+    PyObject* s_send;
+    PyObject* s_sendto;
+    PyObject* s_accept;
+    PyObject* s_setblocking;
+    PyObject* s_gettimeout;
+    PyObject* s_asyncio_future_blocking;
 
     // Prebuilt vectorcall keyword-name tuples.
     PyObject* kw_loop;     // ("loop",)

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <sys/types.h>
+#include <unistd.h>
 
 #include <memory>
 #include <vector>
@@ -74,14 +75,30 @@ int check_closed(CoreLoop* self);
 int push_ready(CoreLoop* self, PyObject* handle);
 // Releases every Python reference the loop holds in its queues.
 void clear_queues(CoreLoop* self);
+// In a forked child the epoll instance is still the parent's: touching its
+// interest list would change which events the parent sees.
+inline bool inherited_across_fork(const CoreLoop* self) { return self->s.pid != getpid(); }
+// Raises RuntimeError and returns -1 if it is.
+int check_not_inherited(CoreLoop* self);
 // The FdWatch of fd, growing the table as needed; null with MemoryError.
 FdWatch* fd_watch(CoreLoop* self, int fd);
+// Watches fd, level-triggered, for `which` (kReadable or kWritable) with a
+// Handle calling callback(*args), replacing and cancelling the previous
+// watch; raises asyncio's RuntimeError if a transport owns fd. The caller
+// has checked that the loop is open and not inherited across fork().
+// Returns a new reference to the Handle.
+PyObject* watch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* callback, PyObject* const* args,
+                   Py_ssize_t nargs);
+// Stops watching fd for `which` if `handle` (borrowed) is still the watch,
+// not one that replaced it since; the handle is cancelled.
+void unwatch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* handle);
 
 // Method tables, one per file, joined by the type in loop_type.cpp.
 extern PyMethodDef loop_run_methods[];
 extern PyMethodDef loop_schedule_methods[];
 extern PyMethodDef loop_fd_methods[];
 extern PyMethodDef loop_stream_methods[];
+extern PyMethodDef loop_sock_methods[];
 
 int init_run_until_complete_cb();
 int init_loop_type(PyObject* module);

@@ -67,9 +67,6 @@ int check_no_transport(const FdWatch& w, int fd) {
     return -1;
 }
 
-// In a forked child the epoll instance is still the parent's: touching its
-// interest list would change which events the parent sees.
-bool inherited(CoreLoop* self) { return self->s.pid != getpid(); }
 
 // asyncio refuses public add/remove on an fd that a live transport owns.
 int ensure_no_transport(CoreLoop* self, PyObject* fileobj) {
@@ -92,36 +89,27 @@ PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, uin
         PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R", method, args[1]);
         return nullptr;
     }
-    if (inherited(self)) {
-        PyErr_SetString(PyExc_RuntimeError, "Cannot use an event loop inherited across fork()");
-        return nullptr;
-    }
-    LoopState& s = self->s;
-    FdWatch* watch = fd_watch(self, fd);
-    if (!watch || check_no_transport(*watch, fd) < 0) return nullptr;
-    Ref handle = Ref::steal(handle_new(g.Handle, self, args[1], args + 2, nargs - 2, nullptr));
-    if (!handle) return nullptr;
+    if (check_not_inherited(self) < 0) return nullptr;
+    return watch_fd(self, fd, which, args[1], args + 2, nargs - 2);
+}
 
-    FdWatch& w = s.fds[size_t(fd)];  // handle_new cannot grow the table
-    uint32_t old_mask = mask_of(w);
-    uint32_t mask = old_mask | which;
-    int err = old_mask ? s.poller->modify(fd, mask, uint64_t(fd), false)
-                       : s.poller->add(fd, mask, uint64_t(fd), false);
-    if (err == -ENOENT && old_mask) {
-        // The fd was closed and its number reused since the last watch was
-        // added; the kernel already forgot the old registration.
-        err = s.poller->add(fd, mask, uint64_t(fd), false);
+// Empties the watch slot and updates the poller; the caller releases the
+// returned (cancelled) handle.
+PyObject* take_watch(CoreLoop* self, int fd, uint32_t which) {
+    LoopState& s = self->s;
+    FdWatch& w = s.fds[size_t(fd)];
+    PyObject* old = std::exchange(w.*slot_for(which), nullptr);
+    if (!inherited_across_fork(self)) {
+        // Errors mean the fd is already closed, which unregistered it.
+        uint32_t mask = mask_of(w);
+        if (mask) {
+            s.poller->modify(fd, mask, uint64_t(fd), false);
+        } else {
+            s.poller->remove(fd);
+        }
     }
-    if (err < 0) {
-        errno = -err;
-        return PyErr_SetFromErrno(PyExc_OSError);
-    }
-    PyObject* old = std::exchange(w.*slot_for(which), Py_NewRef(handle.get()));
-    if (old) {
-        handle_cancel(old);
-        Py_DECREF(old);
-    }
-    return handle.release();
+    handle_cancel(old);
+    return old;
 }
 
 PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
@@ -132,19 +120,7 @@ PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
     if (size_t(fd) >= s.fds.size()) Py_RETURN_FALSE;
     if (check_no_transport(s.fds[size_t(fd)], fd) < 0) return nullptr;
     if (!(s.fds[size_t(fd)].*slot_for(which))) Py_RETURN_FALSE;
-    FdWatch& w = s.fds[size_t(fd)];
-    PyObject* old = std::exchange(w.*slot_for(which), nullptr);
-    if (!inherited(self)) {
-        // Errors mean the fd is already closed, which unregistered it.
-        uint32_t mask = mask_of(w);
-        if (mask) {
-            s.poller->modify(fd, mask, uint64_t(fd), false);
-        } else {
-            s.poller->remove(fd);
-        }
-    }
-    handle_cancel(old);
-    Py_DECREF(old);
+    Py_DECREF(take_watch(self, fd, which));
     Py_RETURN_TRUE;
 }
 
@@ -195,6 +171,48 @@ PyObject* watched_events(PyObject* op, PyObject* fileobj) {
 }
 
 }  // namespace
+
+int check_not_inherited(CoreLoop* self) {
+    if (!inherited_across_fork(self)) return 0;
+    PyErr_SetString(PyExc_RuntimeError, "Cannot use an event loop inherited across fork()");
+    return -1;
+}
+
+PyObject* watch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* callback, PyObject* const* args,
+                   Py_ssize_t nargs) {
+    LoopState& s = self->s;
+    FdWatch* watch = fd_watch(self, fd);
+    if (!watch || check_no_transport(*watch, fd) < 0) return nullptr;
+    Ref handle = Ref::steal(handle_new(g.Handle, self, callback, args, nargs, nullptr));
+    if (!handle) return nullptr;
+
+    FdWatch& w = s.fds[size_t(fd)];  // handle_new cannot grow the table
+    uint32_t old_mask = mask_of(w);
+    uint32_t mask = old_mask | which;
+    int err = old_mask ? s.poller->modify(fd, mask, uint64_t(fd), false)
+                       : s.poller->add(fd, mask, uint64_t(fd), false);
+    if (err == -ENOENT && old_mask) {
+        // The fd was closed and its number reused since the last watch was
+        // added; the kernel already forgot the old registration.
+        err = s.poller->add(fd, mask, uint64_t(fd), false);
+    }
+    if (err < 0) {
+        errno = -err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
+    PyObject* old = std::exchange(w.*slot_for(which), Py_NewRef(handle.get()));
+    if (old) {
+        handle_cancel(old);
+        Py_DECREF(old);
+    }
+    return handle.release();
+}
+
+void unwatch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* handle) {
+    if (self->s.closed || size_t(fd) >= self->s.fds.size()) return;
+    if (self->s.fds[size_t(fd)].*slot_for(which) != handle) return;  // replaced since
+    Py_DECREF(take_watch(self, fd, which));
+}
 
 PyMethodDef loop_fd_methods[] = {
     {"add_reader", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(add_reader)), METH_FASTCALL,

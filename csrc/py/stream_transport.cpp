@@ -70,7 +70,7 @@ int schedule_connection_lost(PyObject* t, PyObject* exc) {
 }
 
 // A forked child shares the parent's epoll instance; it must not touch it.
-bool poller_usable(CoreLoop* loop) { return loop->s.poller && loop->s.pid == getpid(); }
+bool poller_usable(CoreLoop* loop) { return loop->s.poller && !inherited_across_fork(loop); }
 
 int register_fd(PyObject* t) {
     StreamData* d = stream_data(t);
