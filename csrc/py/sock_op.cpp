@@ -59,24 +59,20 @@ int precheck(SockOp* op) {
 PyObject* start_waiting(SockOp* op) {
     CoreLoop* loop = op_loop(op);
     if (check_closed(loop) < 0 || check_not_inherited(loop) < 0) return nullptr;
-    Ref fileno = Ref::steal(PyObject_CallMethodNoArgs(op->sock, g.s_fileno));
-    if (!fileno) return nullptr;
-    long fd = PyLong_AsLong(fileno.get());
-    if (fd == -1 && PyErr_Occurred()) return nullptr;
-    if (fd < 0 || fd > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
-        return nullptr;
-    }
+    int fd = sock_fileno(op->sock);
+    if (fd < 0) return nullptr;
     // As asyncio, only checked once the call would block.
+    Ref fileno = Ref::steal(PyLong_FromLong(fd));
+    if (!fileno) return nullptr;
     Ref r = Ref::steal(PyObject_CallMethodOneArg(op->loop, g.s_ensure_fd_no_transport, fileno.get()));
     if (!r) return nullptr;
     Ref future = Ref::steal(PyObject_CallMethodNoArgs(op->loop, g.s_create_future));
     // Tasks wait only on futures that say they are being awaited.
     if (!future || PyObject_SetAttr(future.get(), g.s_asyncio_future_blocking, Py_True) < 0) return nullptr;
     PyObject* self = reinterpret_cast<PyObject*>(op);
-    PyObject* handle = watch_fd(loop, int(fd), direction(op->kind), self, nullptr, 0);
+    PyObject* handle = watch_fd(loop, fd, direction(op->kind), self, nullptr, 0);
     if (!handle) return nullptr;
-    op->fd = int(fd);
+    op->fd = fd;
     op->handle = handle;
     op->future = Py_NewRef(future.get());
     op->state = SockOp::State::Waiting;

@@ -140,6 +140,9 @@ int fill_extra(PyObject* extra, PyObject* sock) {
     return has_peer ? 0 : store_address(extra, "peername", sock, "getpeername");
 }
 
+
+}  // namespace
+
 int sock_fileno(PyObject* sock) {
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, g.s_fileno));
     if (!r) return -1;
@@ -152,15 +155,9 @@ int sock_fileno(PyObject* sock) {
     return int(fd);
 }
 
-// loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)
-PyObject* make_socket_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
-    static const char* kwlist[] = {"sock", "protocol", "waiter", "extra", "server", nullptr};
-    PyObject *sock, *protocol, *waiter = Py_None, *extra = Py_None, *server = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$OO:_make_socket_transport", const_cast<char**>(kwlist),
-                                     &sock, &protocol, &waiter, &extra, &server)) {
-        return nullptr;
-    }
-    CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
+PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
+                               PyObject* server) {
+    PyObject* op = reinterpret_cast<PyObject*>(loop);
     if (check_closed(loop) < 0) return nullptr;
     int fd = sock_fileno(sock);
     if (fd < 0) return nullptr;
@@ -193,6 +190,19 @@ PyObject* make_socket_transport(PyObject* op, PyObject* args, PyObject* kwargs) 
     if (!made || call_soon(d, made.get(), {t.get()}) < 0) return nullptr;
     if (waiter != Py_None && call_soon(d, g.set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
     return t.release();
+}
+
+namespace {
+
+// loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)
+PyObject* make_socket_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
+    static const char* kwlist[] = {"sock", "protocol", "waiter", "extra", "server", nullptr};
+    PyObject *sock, *protocol, *waiter = Py_None, *extra = Py_None, *server = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$OO:_make_socket_transport", const_cast<char**>(kwlist),
+                                     &sock, &protocol, &waiter, &extra, &server)) {
+        return nullptr;
+    }
+    return stream_transport_new(reinterpret_cast<CoreLoop*>(op), sock, protocol, waiter, extra, server);
 }
 
 }  // namespace

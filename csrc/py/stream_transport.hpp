@@ -15,7 +15,8 @@
 //
 // The code is split by concern: stream_transport.cpp holds the type, its
 // construction and the close / connection_lost paths; stream_read.cpp and
-// stream_write.cpp the two directions; stream_sendfile.cpp loop.sendfile().
+// stream_write.cpp the two directions; stream_sendfile.cpp loop.sendfile();
+// stream_accept.cpp the accept loop of servers.
 #pragma once
 
 #include <sys/types.h>
@@ -70,6 +71,14 @@ inline StreamData* stream_data(PyObject* t) noexcept {
 
 inline CoreLoop* stream_loop(StreamData* d) noexcept { return reinterpret_cast<CoreLoop*>(d->loop); }
 
+// sock.fileno(), checked to be a valid fd; -1 with an exception set.
+int sock_fileno(PyObject* sock);
+
+// loop._make_socket_transport: a transport owning the connected socket
+// `sock` from now on; waiter, extra and server may be Py_None.
+PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
+                               PyObject* server);
+
 // Handles the recorded events; called from run_once. -1 only for
 // exceptions that must unwind the loop (SystemExit, KeyboardInterrupt, a
 // failing exception handler).
@@ -108,6 +117,10 @@ int stream_write_ready(PyObject* t);
 int stream_write_done(PyObject* t);
 extern PyMethodDef stream_write_methods[];
 extern PyGetSetDef stream_write_getsets[];
+
+// Servers (stream_accept.cpp): loop._start_accepting, and the type.
+extern PyMethodDef loop_accept_methods[];
+int init_acceptor_type(PyObject* module);
 
 // sendfile (stream_sendfile.cpp).
 inline bool stream_sendfile_active(const StreamData* d) noexcept { return d->sendfile.waiter != nullptr; }

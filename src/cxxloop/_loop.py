@@ -21,7 +21,7 @@ import selectors
 import threading
 import warnings
 import weakref
-from asyncio import coroutines, unix_events
+from asyncio import constants, coroutines, unix_events
 from typing import Any
 
 from . import _core, _resolve
@@ -83,6 +83,24 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
             executor.shutdown(wait=False)
         else:
             joiner.join()
+
+    def _start_serving(
+        self,
+        protocol_factory: Any,
+        sock: Any,
+        sslcontext: Any = None,
+        server: Any = None,
+        backlog: int = 100,
+        ssl_handshake_timeout: float | None = constants.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = constants.SSL_SHUTDOWN_TIMEOUT,
+    ) -> None:
+        if sslcontext is not None:  # TLS connections keep asyncio's handshake path
+            super()._start_serving(
+                protocol_factory, sock, sslcontext, server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout
+            )
+            return
+        # Plain ones are accepted and set up in C++ (stream_accept.cpp).
+        self._start_accepting(protocol_factory, sock, server, backlog)
 
     async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
