@@ -290,6 +290,12 @@ PyObject* StreamTransport_abort(PyObject* t, PyObject*) {
     Py_RETURN_NONE;
 }
 
+// asyncio's _force_close(exc), which sslproto calls on its transport.
+PyObject* StreamTransport_force_close(PyObject* t, PyObject* exc) {
+    if (stream_force_close(t, exc) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
 PyObject* StreamTransport_call_connection_lost(PyObject* t, PyObject* exc) {
     if (stream_connection_lost(t, exc) < 0) return nullptr;
     Py_RETURN_NONE;
@@ -419,6 +425,7 @@ PyMethodDef core_methods[] = {
     {"set_protocol", StreamTransport_set_protocol, METH_O, "Replace the protocol."},
     {"get_protocol", StreamTransport_get_protocol, METH_NOARGS, "Return the protocol."},
     {"_call_connection_lost", StreamTransport_call_connection_lost, METH_O, nullptr},
+    {"_force_close", StreamTransport_force_close, METH_O, nullptr},
     {nullptr, nullptr, 0, nullptr},
 };
 

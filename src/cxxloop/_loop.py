@@ -21,7 +21,7 @@ import selectors
 import threading
 import warnings
 import weakref
-from asyncio import constants, coroutines, unix_events
+from asyncio import constants, coroutines, sslproto, unix_events
 from typing import Any
 
 from . import _core, _resolve
@@ -83,6 +83,37 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
             executor.shutdown(wait=False)
         else:
             joiner.join()
+
+    def _make_ssl_transport(
+        self,
+        rawsock: Any,
+        protocol: Any,
+        sslcontext: Any,
+        waiter: Any = None,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        extra: Any = None,
+        server: Any = None,
+        ssl_handshake_timeout: float | None = constants.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = constants.SSL_SHUTDOWN_TIMEOUT,
+    ) -> Any:
+        # asyncio's TLS (sslproto.SSLProtocol, a BufferedProtocol) over the
+        # C++ transport instead of the selector loop's Python one: the
+        # encrypted bytes are read straight into its buffer and written
+        # from C++.
+        ssl_protocol = sslproto.SSLProtocol(
+            self,
+            protocol,
+            sslcontext,
+            waiter,
+            server_side,
+            server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout,
+            ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        return ssl_protocol._app_transport
 
     def _start_serving(
         self,
