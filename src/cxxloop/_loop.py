@@ -4,9 +4,9 @@ Everything that runs per callback (scheduling, timers, the run loop, fd
 watches) is CoreLoop's, in C++. The rest comes from asyncio's own Unix
 selector loop, which is written against a handful of hooks CoreLoop
 provides (_add_reader/_add_writer/_remove_*, call_soon, call_later): its
-executors, exception handler, async generator shutdown, and its transports,
-servers, sock_* methods, sendfile, pipes, subprocesses and TLS therefore
-behave exactly as asyncio's, driven by the C++ poller. Transports move to
+executors, exception handler, async generator shutdown, connection set-up,
+servers, pipes and datagram endpoints therefore behave exactly as asyncio's,
+driven by the C++ poller. Transports move to
 C++ where they are per-packet hot (see docs/streams.md). Only the pieces
 that touch the stdlib loop's own selector, or that differ between Python
 versions, are written here.
@@ -26,9 +26,10 @@ from typing import Any
 
 from . import _core, _resolve
 from ._signals import SignalHandlers
+from ._subprocess import Subprocesses
 
 
-class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
+class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, unix_events._UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
     def __init__(self) -> None:
@@ -45,6 +46,7 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
         self._asyncgens_shutdown_called = False
         self._executor_shutdown_called = False
         SignalHandlers.__init__(self)
+        Subprocesses.__init__(self)
         self.set_debug(coroutines._is_debug_mode())
 
     @property
@@ -56,6 +58,7 @@ class Loop(_core.CoreLoop, SignalHandlers, unix_events._UnixSelectorEventLoop):
         if not self.is_running():
             self._close_signal_handlers()
         _core.CoreLoop.close(self)
+        self._close_child_watches()
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait for the default executor's threads, at most `timeout` seconds.
