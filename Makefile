@@ -9,7 +9,7 @@ PYTEST_ARGS ?=
 
 .PHONY: bench test test-python test-cpp test-asan deps clean
 
-bench:
+bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 

@@ -1,6 +1,7 @@
 """The benchmark harness runs end to end. Speed is never asserted here."""
 
 import json
+import shutil
 import subprocess
 import sys
 
@@ -43,8 +44,11 @@ def test_quick_run_writes_table_json_and_chart(tmp_path):
     assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+MICRO = [w for w in all_workloads().values() if w.run.__module__.endswith(".micro")]
+
+
 @pytest.mark.parametrize("loop_name", LOOPS)
-@pytest.mark.parametrize("workload", list(all_workloads().values()), ids=lambda w: w.name)
+@pytest.mark.parametrize("workload", MICRO, ids=lambda w: w.name)
 def test_workload_completes_on_every_loop(workload, loop_name):
     # Sizes small enough to take milliseconds: this checks that each
     # workload does the work it claims on each loop, not how fast.
@@ -64,3 +68,30 @@ def test_unknown_workload_is_an_error():
     )
     assert proc.returncode != 0
     assert "no workload matches no_such_workload" in proc.stderr
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by tools/apt-deps; missing here")
+def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
+    """One echo workload per server style and both HTTP workloads, briefly:
+    every loop serves real load from the external generators, and echo
+    workloads also measure the plain C server."""
+    out = tmp_path / "results"
+    names = ["echo_protocol_64", "echo_buffered_1k", "echo_streams_10k", "echo_sock_100k", "http_raw",
+             "http_aiohttp"]
+    proc = subprocess.run(
+        [sys.executable, "-m", "cxxloop", "bench", "--quick", "--rounds", "1", "--scale", "0.5",
+         "--only", *names, "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    results = json.loads((out / "results.json").read_text())
+    for name in names:
+        runs = results["workloads"][name]["runs"]
+        expected = [*LOOPS, "ceiling"] if name.startswith("echo") else list(LOOPS)
+        assert sorted(runs) == sorted(expected), name
+        for loop, samples in runs.items():
+            assert "error" not in samples[0], (name, loop, samples)
+            assert samples[0]["ops"] > 0 and samples[0]["ops_per_sec"] > 0
+            if loop != "ceiling":
+                assert loop in samples[0]["loop_class"].lower()
+    assert "cxxloop/ceiling" in (out / "table.md").read_text()

@@ -13,7 +13,7 @@ import gc
 import json
 import sys
 
-from .loops import new_loop
+from .loops import CEILING, new_loop
 from .workloads import all_workloads
 
 
@@ -25,6 +25,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
 
     workload = all_workloads()[args.workload]
+    if args.loop == CEILING:
+        if workload.ceiling is None:
+            raise SystemExit(f"{workload.name} has no ceiling")
+        workload.ceiling(max(1, args.size // 10))  # warm-up, as below
+        ops, seconds = workload.ceiling(args.size)
+        print(json.dumps({"ops": ops, "seconds": seconds, "ops_per_sec": ops / seconds,
+                          "loop_class": "none (plain C server)"}), flush=True)
+        return
     loop = new_loop(args.loop)
     asyncio.set_event_loop(loop)
     try:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from . import report
-from .loops import LOOPS, available, version
+from .loops import CEILING, LOOPS, available, version
 from .workloads import Workload, all_workloads
 
 
@@ -118,16 +118,21 @@ def _new_results(args: argparse.Namespace, argv: list[str] | None,
         },
         "workloads": {
             w.name: {"unit": w.unit, "size": sizes[w.name], "description": w.description,
-                     "runs": {name: [] for name in loops}}
+                     "runs": {name: [] for name in _run_names(w, loops)}}
             for w in selected
         },
     }
 
 
+def _run_names(workload: Workload, loops: list[str]) -> list[str]:
+    """What one round measures of `workload`: each loop, then its ceiling."""
+    return [*loops, CEILING] if workload.ceiling else list(loops)
+
+
 def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None:
     loops = results["meta"]["loops"]
     rounds = results["meta"]["rounds"]
-    total = rounds * len(selected) * len(loops)
+    total = rounds * sum(len(_run_names(w, loops)) for w in selected)
     width = max((len(w.name) for w in selected), default=0)
     done = 0
     for r in range(rounds):
@@ -135,7 +140,7 @@ def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None
         order = loops[r % len(loops):] + loops[:r % len(loops)]
         for workload in selected:
             entry = results["workloads"][workload.name]
-            for loop in order:
+            for loop in _run_names(workload, order):
                 run = _measure(loop, workload, entry["size"], timeout)
                 entry["runs"][loop].append(run)
                 done += 1

@@ -9,6 +9,8 @@ import platform
 
 # The order loops are listed and plotted in; rounds rotate the run order.
 LOOPS = ("asyncio", "uvloop", "cxxloop")
+# Not a loop: the run name of a workload's loop-free reference (its ceiling).
+CEILING = "ceiling"
 
 
 def available(name: str) -> bool:

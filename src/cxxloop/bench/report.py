@@ -6,6 +6,8 @@ import json
 import statistics
 from pathlib import Path
 
+from .loops import CEILING
+
 # Ratios are cxxloop's speed over the other loop's: > 1 means cxxloop is faster.
 SUBJECT = "cxxloop"
 BASELINES = ("asyncio", "uvloop")
@@ -35,6 +37,9 @@ def summarize(results: dict) -> dict:
             if SUBJECT in medians and base in medians:
                 ratios[f"{SUBJECT}/{base}"] = medians[SUBJECT] / medians[base]
         summary[name] = {"median_ops_per_sec": medians, "spread": spreads, "ratios": ratios}
+        if SUBJECT in medians and CEILING in medians:
+            # How close the loop comes to the same server without Python.
+            summary[name]["of_ceiling"] = medians[SUBJECT] / medians[CEILING]
     return summary
 
 
@@ -42,16 +47,21 @@ def table(results: dict) -> str:
     loops = results["meta"]["loops"]
     ratio_keys = [f"{SUBJECT}/{base}" for base in BASELINES
                   if SUBJECT in loops and base in loops]
-    header = ["workload", "unit/s", *loops, *ratio_keys, "± spread"]
+    ceilings = any("of_ceiling" in entry for entry in results["summary"].values())
+    columns = [*loops, CEILING] if ceilings else list(loops)
+    header = ["workload", "unit/s", *columns, *ratio_keys, *([f"{SUBJECT}/{CEILING}"] if ceilings else []),
+              "± spread"]
     rows = []
     for name, entry in results["summary"].items():
         medians = entry["median_ops_per_sec"]
         ratios = [entry["ratios"].get(key) for key in ratio_keys]
+        if ceilings:
+            ratios.append(entry.get("of_ceiling"))
         spread = max(entry["spread"].values(), default=None)
         rows.append([
             name,
             results["workloads"][name]["unit"],
-            *(human(medians.get(loop)) for loop in loops),
+            *(human(medians.get(column)) for column in columns),
             *("-" if r is None else f"{r:.2f}x" for r in ratios),
             "-" if spread is None else f"{spread:.0%}",
         ])
@@ -67,6 +77,9 @@ def table(results: dict) -> str:
     note = (f"Median ops/s over {meta['rounds']} round(s); ratios are {SUBJECT}'s speed "
             f"over the other loop's (> 1: {SUBJECT} faster); spread is the widest "
             f"half-range across rounds, relative to the median.")
+    if ceilings:
+        note += (f" The {CEILING} column is the same echo served by a plain C epoll server "
+                 f"(no Python), the most any loop could reach.")
     return "\n".join([line(header), rule, *(line(row) for row in rows), "", note])
 
 

@@ -4,8 +4,8 @@ A workload is one thing to measure on every loop. It runs inside a fresh
 child process (see ``cxxloop.bench._child``) that has already created the
 loop, and returns how many operations it did and how long they took. That
 contract is loose on purpose: a micro workload times ``run_forever`` on its
-own loop, while a future echo or HTTP workload can start a server on the loop,
-drive it with an external load generator and time that instead.
+own loop, while an echo or HTTP workload starts a server on the loop, drives
+it with an external load generator and reports what that measured.
 
 Adding workloads: write a module in this package that defines ``WORKLOADS``,
 a list of ``Workload``, and add its name to ``_MODULES``.
@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Modules holding workloads, in the order their workloads are run and shown.
-_MODULES = ("micro",)
+_MODULES = ("micro", "net")
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,10 @@ class Workload:
     run: Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]]
     # Returns why the workload cannot run here (a missing tool), or None.
     unavailable: Callable[[], str | None] = lambda: None
+    # The same work done without any event loop (a plain C server), as a
+    # reference point: ceiling(size) -> (operations, seconds). Measured once
+    # per round, shown as its own column.
+    ceiling: Callable[[int], tuple[int, float]] | None = None
 
 
 def all_workloads() -> dict[str, Workload]:

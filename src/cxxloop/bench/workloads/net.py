@@ -1,0 +1,313 @@
+"""Network workloads: an echo server and an HTTP server on the loop under
+test, loaded from another process pinned to another core.
+
+Each workload's size is its duration in milliseconds. The server runs on
+the measured loop in the benchmark's child process, pinned to core 0; the
+load generator (native/loadgen.c for echo, wrk for HTTP) runs pinned to
+core 1 and reports what it completed and in how long; the loop runs until
+the generator exits. Echo workloads also measure a plain C epoll echo
+server (native/echo_server.c) the same way: the ceiling.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import shutil
+import subprocess
+import threading
+from collections.abc import Callable
+
+from .. import native
+from . import Workload
+
+HOST = "127.0.0.1"
+SERVER_CORE, LOAD_CORE = 0, 1
+# Enough connections in flight to keep the server's core busy.
+CONNECTIONS = {64: 32, 1024: 32, 10 * 1024: 16, 100 * 1024: 8}
+HTTP_CONNECTIONS = 64
+READ_SIZE = 256 * 1024
+
+
+def _pin(core: int) -> None:
+    if hasattr(os, "sched_setaffinity") and core in os.sched_getaffinity(0):
+        os.sched_setaffinity(0, {core})
+
+
+def _pinned(core: int) -> Callable[[], None] | None:
+    # Without a second core there is nothing to pin apart.
+    return (lambda: _pin(core)) if (os.cpu_count() or 1) > 1 else None
+
+
+def _drive(loop: asyncio.AbstractEventLoop, cmd: list[str]) -> str:
+    """Run the load generator `cmd` on its own core while `loop` serves;
+    return what the generator printed."""
+    if (os.cpu_count() or 1) > 1:
+        _pin(SERVER_CORE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_pinned(LOAD_CORE))
+    output: list[str] = []
+
+    def wait() -> None:
+        output.extend(proc.communicate())
+        loop.call_soon_threadsafe(loop.stop)
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    loop.run_forever()
+    waiter.join()
+    if proc.returncode != 0:
+        raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {output[1].strip()}")
+    return output[0]
+
+
+def _loadgen_result(stdout: str) -> tuple[int, float]:
+    messages, _, seconds = stdout.split()
+    return int(messages), float(seconds)
+
+
+# --- echo servers, one per API style ------------------------------------------
+
+
+class _EchoProtocol(asyncio.Protocol):
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+class _EchoBuffered(asyncio.BufferedProtocol):
+    def connection_made(self, transport):
+        self.transport = transport
+        self.buffer = bytearray(READ_SIZE)
+
+    def get_buffer(self, sizehint):
+        return self.buffer
+
+    def buffer_updated(self, nbytes):
+        # A copy: the buffer is reused by the next read.
+        self.transport.write(self.buffer[:nbytes])
+
+
+async def _serve_protocol(factory: Callable[[], asyncio.BaseProtocol]) -> asyncio.Server:
+    return await asyncio.get_running_loop().create_server(factory, HOST, 0)
+
+
+async def _stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while data := await reader.read(READ_SIZE):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
+
+
+async def _serve_streams() -> asyncio.AbstractServer:
+    return await asyncio.start_server(_stream_echo, HOST, 0)
+
+
+class _SockServer:
+    """An echo server written with loop.sock_accept / sock_recv / sock_sendall."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        import socket
+
+        self.loop = loop
+        self.listener = socket.create_server((HOST, 0))
+        self.listener.setblocking(False)
+        self.sockets = [self.listener]
+        self.tasks: set[asyncio.Task[None]] = set()
+        self.accepting = loop.create_task(self.accept())
+
+    async def accept(self) -> None:
+        while True:
+            conn, _ = await self.loop.sock_accept(self.listener)
+            task = self.loop.create_task(self.echo(conn))
+            self.tasks.add(task)
+            task.add_done_callback(self.tasks.discard)
+
+    async def echo(self, conn) -> None:
+        with conn:
+            while data := await self.loop.sock_recv(conn, READ_SIZE):
+                await self.loop.sock_sendall(conn, data)
+
+    def close(self) -> None:
+        self.accepting.cancel()
+        for task in self.tasks:
+            task.cancel()
+        self.listener.close()
+
+    async def wait_closed(self) -> None:
+        await asyncio.gather(self.accepting, *self.tasks, return_exceptions=True)
+
+
+async def _serve_sock() -> _SockServer:
+    return _SockServer(asyncio.get_running_loop())
+
+
+SERVERS = {
+    "protocol": lambda: _serve_protocol(_EchoProtocol),
+    "buffered": lambda: _serve_protocol(_EchoBuffered),
+    "streams": _serve_streams,
+    "sock": _serve_sock,
+}
+
+
+def _echo_run(style: str, size: int) -> Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]]:
+    def run(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
+        server = loop.run_until_complete(SERVERS[style]())
+        port = server.sockets[0].getsockname()[1]
+        try:
+            out = _drive(loop, [str(native.binary("loadgen")), HOST, str(port), str(CONNECTIONS[size]),
+                                str(size), str(millis)])
+        finally:
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+        return _loadgen_result(out)
+
+    return run
+
+
+def _echo_ceiling(size: int) -> Callable[[int], tuple[int, float]]:
+    def ceiling(millis: int) -> tuple[int, float]:
+        server = subprocess.Popen([str(native.binary("echo_server"))], stdout=subprocess.PIPE, text=True,
+                                  preexec_fn=_pinned(SERVER_CORE))
+        try:
+            port = server.stdout.readline().strip()
+            load = subprocess.run([str(native.binary("loadgen")), HOST, port, str(CONNECTIONS[size]), str(size),
+                                   str(millis)], capture_output=True, text=True, check=True,
+                                  preexec_fn=_pinned(LOAD_CORE))
+        finally:
+            server.kill()
+            server.wait()
+            server.stdout.close()
+        return _loadgen_result(load.stdout)
+
+    return ceiling
+
+
+def _no_compiler() -> str | None:
+    return None if native.compiler() else "no C compiler (cc) to build the load generator"
+
+
+# --- HTTP ----------------------------------------------------------------------
+
+_RESPONSE = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+             b"Connection: keep-alive\r\n\r\nHello, World!")
+
+
+class _RawHttp(asyncio.Protocol):
+    """A keep-alive HTTP/1.1 responder: one fixed response per request head
+    (wrk sends requests without bodies)."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.pending = b""
+
+    def data_received(self, data):
+        data = self.pending + data
+        requests = data.count(b"\r\n\r\n")
+        self.pending = data[data.rfind(b"\r\n\r\n") + 4:] if requests else data
+        if requests:
+            self.transport.write(_RESPONSE * requests)
+
+
+async def _serve_raw_http():
+    return await asyncio.get_running_loop().create_server(_RawHttp, HOST, 0)
+
+
+async def _serve_aiohttp():
+    from aiohttp import web
+
+    async def hello(request):
+        return web.Response(text="Hello, World!")
+
+    app = web.Application()
+    app.router.add_get("/", hello)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, HOST, 0).start()
+    return runner
+
+
+def _wrk(loop: asyncio.AbstractEventLoop, port: int, millis: int) -> tuple[int, float]:
+    seconds = max(1, round(millis / 1000))
+    out = _drive(loop, ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", f"http://{HOST}:{port}/"])
+    match = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
+    if not match or "Non-2xx" in out or "Socket errors" in out:
+        raise RuntimeError(f"wrk reported errors or nothing:\n{out}")
+    elapsed = float(match[2]) / (1000 if match[3] == "ms" else 1)
+    return int(match[1]), elapsed
+
+
+def _http_raw(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
+    server = loop.run_until_complete(_serve_raw_http())
+    try:
+        return _wrk(loop, server.sockets[0].getsockname()[1], millis)
+    finally:
+        server.close()
+        loop.run_until_complete(server.wait_closed())
+
+
+def _http_aiohttp(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
+    runner = loop.run_until_complete(_serve_aiohttp())
+    try:
+        return _wrk(loop, runner.addresses[0][1], millis)
+    finally:
+        loop.run_until_complete(runner.cleanup())
+
+
+def _no_wrk() -> str | None:
+    return None if shutil.which("wrk") else "wrk is not installed (apt-get install wrk)"
+
+
+def _no_aiohttp() -> str | None:
+    try:
+        import aiohttp  # noqa: F401
+    except ImportError:
+        return "aiohttp is not installed"
+    return _no_wrk()
+
+
+SIZES = {"64": 64, "1k": 1024, "10k": 10 * 1024, "100k": 100 * 1024}
+STYLE_DESCRIPTIONS = {
+    "protocol": "asyncio.Protocol echo server",
+    "buffered": "asyncio.BufferedProtocol echo server",
+    "streams": "asyncio streams (start_server) echo server",
+    "sock": "loop.sock_accept/sock_recv/sock_sendall echo server",
+}
+
+WORKLOADS = [
+    Workload(
+        name=f"echo_{style}_{label}",
+        unit="msgs",
+        size=2000,
+        quick_size=300,
+        description=f"{STYLE_DESCRIPTIONS[style]}, {size}-byte messages, {CONNECTIONS[size]} "
+                    "connections from the C load generator on another core",
+        run=_echo_run(style, size),
+        unavailable=_no_compiler,
+        ceiling=_echo_ceiling(size),
+    )
+    for style in STYLE_DESCRIPTIONS
+    for label, size in SIZES.items()
+] + [
+    Workload(
+        name="http_raw",
+        unit="reqs",
+        size=3000,
+        quick_size=1000,
+        description=f"raw asyncio.Protocol HTTP/1.1 keep-alive responder under wrk, {HTTP_CONNECTIONS} connections",
+        run=_http_raw,
+        unavailable=_no_wrk,
+    ),
+    Workload(
+        name="http_aiohttp",
+        unit="reqs",
+        size=3000,
+        quick_size=1000,
+        description=f"aiohttp hello-world application under wrk, {HTTP_CONNECTIONS} connections",
+        run=_http_aiohttp,
+        unavailable=_no_aiohttp,
+    ),
+]
