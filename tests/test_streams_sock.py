@@ -112,24 +112,6 @@ def test_connect_refused():
     run(main())
 
 
-def test_cancel_removes_the_registration():
-    async def main():
-        loop = asyncio.get_running_loop()
-        a, b = nonblocking_pair()
-        with a, b:
-            task = asyncio.ensure_future(loop.sock_recv(a, 10))
-            await asyncio.sleep(0.01)
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-            assert loop.remove_reader(a.fileno()) is False
-            # The socket is usable again after the cancelled wait.
-            b.send(b"later")
-            assert await loop.sock_recv(a, 10) == b"later"
-
-    run(main())
-
-
 def test_recv_on_closed_peer_returns_eof():
     async def main():
         loop = asyncio.get_running_loop()
