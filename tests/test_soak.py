@@ -133,6 +133,11 @@ class Client(asyncio.Protocol):
             self.done.set_result(None)
 
 
+def under_asan() -> bool:
+    with open("/proc/self/maps") as maps:
+        return any("libasan" in line for line in maps)
+
+
 def open_fds() -> int:
     return len(os.listdir("/proc/self/fd"))
 
@@ -227,7 +232,11 @@ def test_soak_echo_loses_and_leaks_nothing():
     # rounds after it do the same work, so RSS must stay flat. The margin
     # (8 MiB) is allocator noise; a leak of one small object per message
     # would add far more than that over the 750,000 messages after round 1.
+    # Under AddressSanitizer RSS measures its quarantine (freed memory held
+    # back for 256 MiB) rather than the program, so the check is the plain
+    # build's; the suite runs on both.
     growth = max(rss_after_round[1:]) - rss_after_round[1]
-    assert growth < 8 * 1024 * 1024, [r // 1024 for r in rss_after_round]
+    if not under_asan():
+        assert growth < 8 * 1024 * 1024, [r // 1024 for r in rss_after_round]
     print(f"\nsoak: {totals}, server write pauses {EchoServer.pauses}, fds {fds_before} before and after, "
           f"RSS after each round (KiB) {[r // 1024 for r in rss_after_round]}")
