@@ -110,6 +110,8 @@ int init_globals() {
         {&g.s_recvfrom_into, "recvfrom_into"},
         {&g.s_send, "send"},
         {&g.s_sendto, "sendto"},
+        {&g.s_datagram_received, "datagram_received"},
+        {&g.s_error_received, "error_received"},
         {&g.s_accept, "accept"},
         {&g.s_setblocking, "setblocking"},
         {&g.s_gettimeout, "gettimeout"},

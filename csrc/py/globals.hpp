@@ -14,9 +14,13 @@ struct Globals {
     PyTypeObject* TimerHandle;
     PyTypeObject* CoreLoop;
     PyTypeObject* StreamTransport;
+    PyTypeObject* ReadPipeTransport;
+    PyTypeObject* WritePipeTransport;
+    PyTypeObject* DatagramTransport;
     // Byte offset of HandleData inside both handle types (see handle.hpp).
     Py_ssize_t handle_data_offset;
-    // Byte offset of StreamData inside StreamTransport (see stream_transport.hpp).
+    // Byte offset of StreamData inside the four transport types (see
+    // stream_transport.hpp).
     Py_ssize_t stream_data_offset;
 
     // asyncio objects.
@@ -93,6 +97,8 @@ struct Globals {
     PyObject* s_recvfrom_into;
     PyObject* s_send;
     PyObject* s_sendto;
+    PyObject* s_datagram_received;
+    PyObject* s_error_received;
     PyObject* s_accept;
     PyObject* s_setblocking;
     PyObject* s_gettimeout;

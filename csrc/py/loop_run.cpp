@@ -151,7 +151,7 @@ int run_once(CoreLoop* self) {
     for (size_t ntodo = s.ready.size(); ntodo > 0 && !s.ready.empty(); --ntodo) {
         Ref h = Ref::steal(s.ready.pop_front());
         int rc;
-        if (Py_IS_TYPE(h.get(), g.StreamTransport)) {
+        if (is_stream_transport(h.get())) {
             rc = stream_run_io(h.get());
         } else if (handle_data(h.get())->cancelled) {
             continue;

@@ -182,7 +182,8 @@ PyGetSetDef loop_getsets[] = {
 std::vector<PyMethodDef> all_methods() {
     std::vector<PyMethodDef> out;
     for (PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods,
-                                 loop_sock_methods, loop_accept_methods}) {
+                                 loop_sock_methods, loop_accept_methods, loop_pipe_methods,
+                                 loop_datagram_methods}) {
         for (PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
     }
     out.push_back({nullptr, nullptr, 0, nullptr});

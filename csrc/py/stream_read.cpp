@@ -1,7 +1,8 @@
-// The read side of StreamTransport: one recv per readiness event into the
-// loop's scratch buffer (then an exact-size bytes for data_received), or
-// straight into a BufferedProtocol's get_buffer(); EOF; pause/resume.
-#include <sys/socket.h>
+// The read side of StreamTransport and ReadPipeTransport: one read per
+// readiness event into the loop's scratch buffer (then an exact-size bytes
+// for data_received), or straight into a BufferedProtocol's get_buffer();
+// EOF; pause/resume.
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -11,10 +12,11 @@
 namespace cxxloop::py {
 namespace {
 
-// recv() retried on EINTR. Returns the byte count, or -1 with errno set.
+// read() retried on EINTR; on a socket it is recv() without flags, and it
+// works on pipes and ttys too. Returns the byte count, or -1 with errno set.
 ssize_t recv_some(int fd, void* buf, size_t len) {
     for (;;) {
-        ssize_t n = recv(fd, buf, len, 0);
+        ssize_t n = read(fd, buf, len);
         if (n >= 0 || errno != EINTR) return n;
     }
 }
@@ -29,6 +31,7 @@ int call_protocol(PyObject* t, PyObject* method, PyObject* arg, const char* mess
 
 int on_eof(PyObject* t) {
     StreamData* d = stream_data(t);
+    if (is_pipe(d)) return pipe_read_eof(t);
     if (stream_loop(d)->s.debug) {
         Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", "%r received EOF", t));
         if (!r) return -1;
@@ -46,6 +49,15 @@ int on_eof(PyObject* t) {
     return stream_close(t);
 }
 
+const char* read_error_message(PyObject* t) {
+    return is_pipe(stream_data(t)) ? "Fatal read error on pipe transport" : "Fatal read error on socket transport";
+}
+
+int read_error(PyObject* t) {
+    PyErr_SetFromErrno(PyExc_OSError);
+    return stream_fatal_error(t, read_error_message(t));
+}
+
 // Handles the outcome of a recv: EOF, an error, or `n` bytes. A full read
 // may leave more data queued in the kernel, and an edge-triggered fd will
 // not report it again, so the transport asks to read once more next
@@ -55,8 +67,7 @@ int after_recv(PyObject* t, ssize_t n, size_t asked, bool* more) {
     if (n == 0) return on_eof(t);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
-        PyErr_SetFromErrno(PyExc_OSError);
-        return stream_fatal_error(t, "Fatal read error on socket transport");
+        return read_error(t);
     }
     *more = size_t(n) == asked;
     return 0;
@@ -75,9 +86,7 @@ int read_into_protocol(PyObject* t, bool* more) {
         return must_propagate() ? -1 : stream_fatal_error(t, "Fatal error: protocol.get_buffer() call failed.");
     }
     Py_buffer view;
-    if (PyObject_GetBuffer(buf.get(), &view, PyBUF_WRITABLE) < 0) {
-        return stream_fatal_error(t, "Fatal read error on socket transport");
-    }
+    if (PyObject_GetBuffer(buf.get(), &view, PyBUF_WRITABLE) < 0) return stream_fatal_error(t, read_error_message(t));
     ssize_t n = recv_some(d->fd, view.buf, size_t(view.len));
     int saved = errno;
     size_t asked = size_t(view.len);

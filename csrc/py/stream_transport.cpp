@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstddef>
+#include <deque>
 #include <new>
 #include <vector>
 
@@ -44,30 +45,49 @@ int stream_run_io(PyObject* t) {
     StreamData* d = stream_data(t);
     d->queued = false;
     uint32_t events = std::exchange(d->pending, 0u);
-    if (events & kHangup) d->peer_closed = true;
-    // Read first, then write: the order of the selector loop's callbacks.
-    if ((events & kReadable) && !d->closing && !d->paused && !d->read_eof && stream_read_ready(t) < 0) return -1;
+    if (d->kind == TransportKind::write_pipe) {
+        // asyncio watches a write pipe for reading only to learn that the
+        // other end is gone (a pipe's writer gets EPOLLERR, a socket EOF).
+        bool gone = (events & kHangup) || ((events & kReadable) && d->peer_watch);
+        if (gone && !d->conn_lost) return pipe_peer_closed(t);
+    } else if (d->kind == TransportKind::datagram) {
+        if ((events & kReadable) && !d->closing && datagram_read_ready(t) < 0) return -1;
+        if ((events & kWritable) && !d->dgram->queue.empty() && d->sock) return datagram_write_ready(t);
+        return 0;
+    } else {
+        if (events & kHangup) d->peer_closed = true;
+        // Read first, then write: the order of the selector loop's callbacks.
+        if ((events & kReadable) && !d->closing && !d->paused && !d->read_eof && stream_read_ready(t) < 0) return -1;
+    }
     bool sending = !d->queue.empty() || stream_sendfile_active(d);
     if ((events & kWritable) && sending && d->sock) return stream_write_ready(t);
     return 0;
 }
 
-namespace {
-
-// loop.call_soon(callback, *args) from C; raises if the loop is closed, as
-// asyncio's transports do when used after loop.close().
-template <size_t N>
-int call_soon(StreamData* d, PyObject* callback, PyObject* const (&args)[N]) {
-    CoreLoop* loop = stream_loop(d);
+// Raises if the loop is closed, as asyncio's transports do when used after
+// loop.close().
+int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, size_t nargs) {
+    CoreLoop* loop = stream_loop(stream_data(t));
     if (check_closed(loop) < 0) return -1;
-    Ref h = Ref::steal(handle_new(g.Handle, loop, callback, args, N, nullptr));
+    Ref h = Ref::steal(handle_new(g.Handle, loop, callback, args, Py_ssize_t(nargs), nullptr));
     return h ? push_ready(loop, h.get()) : -1;
 }
 
-int schedule_connection_lost(PyObject* t, PyObject* exc) {
-    Ref cb = Ref::steal(PyObject_GetAttr(t, g.s_call_connection_lost));
-    return cb ? call_soon(stream_data(t), cb.get(), {exc}) : -1;
+namespace {
+
+template <size_t N>
+int call_soon(PyObject* t, PyObject* callback, PyObject* const (&args)[N]) {
+    return stream_call_soon(t, callback, args, N);
 }
+
+}  // namespace
+
+int stream_schedule_connection_lost(PyObject* t, PyObject* exc) {
+    Ref cb = Ref::steal(PyObject_GetAttr(t, g.s_call_connection_lost));
+    return cb ? call_soon(t, cb.get(), {exc}) : -1;
+}
+
+namespace {
 
 // A forked child shares the parent's epoll instance; it must not touch it.
 bool poller_usable(CoreLoop* loop) { return loop->s.poller && !inherited_across_fork(loop); }
@@ -88,8 +108,9 @@ int register_fd(PyObject* t) {
     return 0;
 }
 
-// The caller holds a reference to t: the fd table's is released here.
-void unregister_fd(PyObject* t) {
+}  // namespace
+
+void stream_unregister(PyObject* t) {
     StreamData* d = stream_data(t);
     if (!std::exchange(d->registered, false)) return;
     CoreLoop* loop = stream_loop(d);
@@ -100,6 +121,8 @@ void unregister_fd(PyObject* t) {
         Py_DECREF(t);
     }
 }
+
+namespace {
 
 // server._attach(transport) / _detach(transport) on 3.13+, no argument before.
 int notify_server(PyObject* server, const char* method, PyObject* t) {
@@ -132,16 +155,15 @@ int store_address(PyObject* extra, const char* key, PyObject* sock, const char* 
     return PyMapping_SetItemString(extra, key, addr.get());
 }
 
-int fill_extra(PyObject* extra, PyObject* sock) {
+}  // namespace
+
+int stream_fill_extra(PyObject* extra, PyObject* sock) {
     Ref trsock = Ref::steal(PyObject_CallOneArg(g.TransportSocket, sock));
     if (!trsock || PyMapping_SetItemString(extra, "socket", trsock.get()) < 0) return -1;
     if (store_address(extra, "sockname", sock, "getsockname") < 0) return -1;
     int has_peer = PyMapping_HasKeyString(extra, "peername");
     return has_peer ? 0 : store_address(extra, "peername", sock, "getpeername");
 }
-
-
-}  // namespace
 
 int sock_fileno(PyObject* sock) {
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, g.s_fileno));
@@ -155,41 +177,55 @@ int sock_fileno(PyObject* sock) {
     return int(fd);
 }
 
-PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
-                               PyObject* server) {
-    PyObject* op = reinterpret_cast<PyObject*>(loop);
-    if (check_closed(loop) < 0) return nullptr;
-    int fd = sock_fileno(sock);
-    if (fd < 0) return nullptr;
+PyObject* stream_transport_start(CoreLoop* loop, PyTypeObject* type, TransportKind kind, int fd, PyObject* sock,
+                                 PyObject* protocol, PyObject* waiter, PyObject* extra, PyObject* server) {
     if (size_t(fd) < loop->s.fds.size() && loop->s.fds[size_t(fd)].transport) {
         PyErr_Format(PyExc_RuntimeError, "File descriptor %d is used by transport %R", fd,
                      loop->s.fds[size_t(fd)].transport);
         return nullptr;
     }
-
-    Ref t = Ref::steal(PyType_GenericAlloc(g.StreamTransport, 0));
+    Ref t = Ref::steal(PyType_GenericAlloc(type, 0));
     if (!t) return nullptr;
     StreamData* d = stream_data(t.get());
     new (d) StreamData();
-    d->loop = Py_NewRef(op);
+    d->loop = Py_NewRef(reinterpret_cast<PyObject*>(loop));
     d->fd = fd;
+    d->kind = kind;
+    if (kind == TransportKind::datagram) {
+        d->dgram.reset(new (std::nothrow) DatagramState());
+        if (!d->dgram) {
+            PyErr_NoMemory();
+            return nullptr;
+        }
+    }
     d->high_water = 64 * 1024;
     d->low_water = 16 * 1024;
-    d->extra = extra == Py_None ? PyDict_New() : Py_NewRef(extra);
-    if (!d->extra || fill_extra(d->extra, sock) < 0 || set_protocol(t.get(), protocol) < 0) return nullptr;
-    Ref r = Ref::steal(PyObject_CallOneArg(g.set_nodelay, sock));
-    if (!r || register_fd(t.get()) < 0) return nullptr;
-    // From here the transport owns the socket; a failure below leaves it to
-    // be closed like any other transport.
+    d->extra = Py_NewRef(extra);
+    if (set_protocol(t.get(), protocol) < 0 || register_fd(t.get()) < 0) return nullptr;
+    // From here the transport owns `sock`; a failure below leaves it to be
+    // closed like any other transport's.
     d->sock = Py_NewRef(sock);
     if (server != Py_None) {
         d->server = Py_NewRef(server);
         if (notify_server(server, "_attach", t.get()) < 0) return nullptr;
     }
     Ref made = Ref::steal(PyObject_GetAttr(protocol, g.s_connection_made));
-    if (!made || call_soon(d, made.get(), {t.get()}) < 0) return nullptr;
-    if (waiter != Py_None && call_soon(d, g.set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
+    if (!made || call_soon(t.get(), made.get(), {t.get()}) < 0) return nullptr;
+    if (waiter != Py_None && call_soon(t.get(), g.set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
     return t.release();
+}
+
+PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
+                               PyObject* server) {
+    if (check_closed(loop) < 0) return nullptr;
+    int fd = sock_fileno(sock);
+    if (fd < 0) return nullptr;
+    Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
+    if (!extra_dict || stream_fill_extra(extra_dict.get(), sock) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallOneArg(g.set_nodelay, sock));
+    if (!r) return nullptr;
+    return stream_transport_start(loop, g.StreamTransport, TransportKind::socket, fd, sock, protocol, waiter,
+                                  extra_dict.get(), server);
 }
 
 namespace {
@@ -211,16 +247,36 @@ int stream_force_close(PyObject* t, PyObject* exc) {
     StreamData* d = stream_data(t);
     if (d->conn_lost) return 0;
     d->queue.clear();
+    if (d->dgram) d->dgram->clear();
     d->closing = true;
     d->conn_lost++;
     if (stream_sendfile_abort(t, exc) < 0) return -1;
-    return schedule_connection_lost(t, exc);
+    return stream_schedule_connection_lost(t, exc);
 }
+
+namespace {
+
+// asyncio logs an OSError of a socket or write pipe transport only in
+// debug mode, since peers reset connections all the time; a read pipe's
+// only if it is EIO (a closed pty), and reports any other to the
+// exception handler.
+bool is_quiet_error(StreamData* d, PyObject* exc) {
+    if (!PyErr_GivenExceptionMatches(exc, PyExc_OSError)) return false;
+    if (d->kind != TransportKind::read_pipe) return true;
+    Ref err = Ref::steal(PyObject_GetAttrString(exc, "errno"));
+    if (!err) {
+        PyErr_Clear();
+        return false;
+    }
+    return PyLong_Check(err.get()) && PyLong_AsLong(err.get()) == EIO;
+}
+
+}  // namespace
 
 int stream_fatal_error(PyObject* t, const char* message) {
     Ref exc = Ref::steal(PyErr_GetRaisedException());
     StreamData* d = stream_data(t);
-    if (PyErr_GivenExceptionMatches(exc.get(), PyExc_OSError)) {
+    if (is_quiet_error(d, exc.get())) {
         if (stream_loop(d)->s.debug) {
             Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", exc.get()));
             Ref debug = Ref::steal(PyObject_GetAttrString(g.logger, "debug"));
@@ -240,9 +296,9 @@ int stream_close(PyObject* t) {
     if (d->closing) return 0;
     d->closing = true;
     // The last flush, or the end of a sendfile, calls connection_lost.
-    if (!d->queue.empty() || stream_sendfile_active(d)) return 0;
+    if (has_queued_writes(d)) return 0;
     d->conn_lost++;
-    return schedule_connection_lost(t, Py_None);
+    return stream_schedule_connection_lost(t, Py_None);
 }
 
 namespace {
@@ -251,7 +307,7 @@ namespace {
 // fd, socket, protocol and server.
 int release_socket(PyObject* t) {
     StreamData* d = stream_data(t);
-    unregister_fd(t);
+    stream_unregister(t);
     Py_CLEAR(d->protocol);
     Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
@@ -331,14 +387,15 @@ PyObject* StreamTransport_get_protocol(PyObject* t, PyObject*) {
 
 PyObject* StreamTransport_repr(PyObject* t) {
     StreamData* d = stream_data(t);
+    if (is_pipe(d)) return pipe_repr(t);
     const char* state = !d->sock ? " closed" : d->closing ? " closing" : "";
     if (!d->sock || stream_loop(d)->s.closed) {
         return PyUnicode_FromFormat("<%s%s fd=%d>", Py_TYPE(t)->tp_name, state, d->fd);
     }
     bool reading = !d->closing && !d->paused && !d->read_eof;
     return PyUnicode_FromFormat("<%s%s fd=%d read=%s write=<%s, bufsize=%zu>>", Py_TYPE(t)->tp_name, state, d->fd,
-                                reading ? "polling" : "idle", d->queue.empty() ? "idle" : "polling",
-                                d->queue.bytes());
+                                reading ? "polling" : "idle", has_queued_writes(d) ? "polling" : "idle",
+                                write_buffer_size(d));
 }
 
 // The selector transport's __del__: an unclosed transport warns and closes
@@ -367,18 +424,29 @@ int StreamTransport_traverse(PyObject* t, visitproc visit, void* arg) {
     Py_VISIT(d->server);
     Py_VISIT(d->extra);
     Py_VISIT(d->sendfile.waiter);
+    Py_VISIT(d->dict);
+    if (d->dgram) {
+        int rc = d->dgram->traverse(visit, arg);
+        if (rc) return rc;
+    }
     return d->queue.traverse(visit, arg);
 }
 
 int StreamTransport_clear(PyObject* t) {
     StreamData* d = stream_data(t);
     d->queue.clear();
+    if (d->dgram) {
+        d->dgram->clear();
+        Py_CLEAR(d->dgram->address);
+        Py_CLEAR(d->dgram->last_addr);
+    }
     Py_CLEAR(d->sendfile.waiter);
+    Py_CLEAR(d->dict);
     Py_CLEAR(d->protocol);
     Py_CLEAR(d->server);
     Py_CLEAR(d->extra);
     Py_CLEAR(d->sock);
-    // The loop goes last and only when unregistered: unregister_fd needs it.
+    // The loop goes last and only when unregistered: stream_unregister needs it.
     if (!d->registered) Py_CLEAR(d->loop);
     return 0;
 }
@@ -416,7 +484,9 @@ PyObject* get_server(PyObject* t, void*) {
 PyObject* get_closing(PyObject* t, void*) { return PyBool_FromLong(stream_data(t)->closing); }
 PyObject* get_conn_lost(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->conn_lost); }
 
-PyMethodDef core_methods[] = {
+}  // namespace
+
+PyMethodDef stream_core_methods[] = {
     {"close", StreamTransport_close, METH_NOARGS, "Close after flushing buffered data; connection_lost(None) follows."},
     {"abort", StreamTransport_abort, METH_NOARGS, "Close now, dropping buffered data; connection_lost(None) follows."},
     {"is_closing", StreamTransport_is_closing, METH_NOARGS, "Return True once close() or abort() was called."},
@@ -429,7 +499,7 @@ PyMethodDef core_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-PyGetSetDef core_getsets[] = {
+PyGetSetDef stream_core_getsets[] = {
     {"_loop", get_loop, nullptr, nullptr, nullptr},
     {"_sock", get_sock, nullptr, nullptr, nullptr},
     {"_sock_fd", get_sock_fd, nullptr, nullptr, nullptr},
@@ -439,6 +509,8 @@ PyGetSetDef core_getsets[] = {
     {"_conn_lost", get_conn_lost, nullptr, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
+
+namespace {
 
 // Concatenates null-terminated tables (methods or getsets) into one.
 const char* entry_name(const PyMethodDef& m) { return m.ml_name; }
@@ -462,47 +534,59 @@ PyMethodDef loop_stream_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-int init_stream_transport_type(PyObject* module) {
-    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
-    if (!transports) return -1;
-    Ref base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
-    if (!base) return -1;
-    Py_ssize_t end = reinterpret_cast<PyTypeObject*>(base.get())->tp_basicsize;
-    constexpr Py_ssize_t align = alignof(StreamData);
-    g.stream_data_offset = (end + align - 1) / align * align;
-
-    // The type keeps pointers to these tables: they must outlive it.
-    static std::vector<PyMethodDef> methods =
-        join<PyMethodDef>({core_methods, stream_read_methods, stream_write_methods, stream_sendfile_methods});
-    static std::vector<PyGetSetDef> getsets =
-        join<PyGetSetDef>({core_getsets, stream_write_getsets});
+PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
+                                  std::initializer_list<PyMethodDef*> methods,
+                                  std::initializer_list<PyGetSetDef*> getsets) {
+    // The types keep pointers to their tables: those live as long as the
+    // process (a deque never moves what it holds).
+    static std::deque<std::vector<PyMethodDef>> method_tables;
+    static std::deque<std::vector<PyGetSetDef>> getset_tables;
+    std::vector<PyMethodDef>* method_table = &method_tables.emplace_back(join<PyMethodDef>(methods));
+    std::vector<PyGetSetDef>* getset_table = &getset_tables.emplace_back(join<PyGetSetDef>(getsets));
     static PyMemberDef members[] = {
-        {"__weaklistoffset__", T_PYSSIZET,
-         g.stream_data_offset + Py_ssize_t(offsetof(StreamData, weakreflist)), READONLY, nullptr},
+        {"__weaklistoffset__", T_PYSSIZET, 0, READONLY, nullptr},
+        {"__dictoffset__", T_PYSSIZET, 0, READONLY, nullptr},
         {nullptr, 0, 0, 0, nullptr},
     };
+    members[0].offset = g.stream_data_offset + Py_ssize_t(offsetof(StreamData, weakreflist));
+    members[1].offset = g.stream_data_offset + Py_ssize_t(offsetof(StreamData, dict));
     PyType_Slot slots[] = {
         {Py_tp_dealloc, reinterpret_cast<void*>(StreamTransport_dealloc)},
         {Py_tp_finalize, reinterpret_cast<void*>(StreamTransport_finalize)},
         {Py_tp_traverse, reinterpret_cast<void*>(StreamTransport_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(StreamTransport_clear)},
         {Py_tp_repr, reinterpret_cast<void*>(StreamTransport_repr)},
-        {Py_tp_methods, methods.data()},
-        {Py_tp_getset, getsets.data()},
+        {Py_tp_methods, method_table->data()},
+        {Py_tp_getset, getset_table->data()},
         {Py_tp_members, members},
-        {Py_tp_doc, const_cast<char*>("A TCP or Unix stream socket transport.")},
+        {Py_tp_doc, const_cast<char*>(doc)},
         {0, nullptr},
     };
     PyType_Spec spec = {
-        "cxxloop._core.StreamTransport",
+        name,
         int(g.stream_data_offset + Py_ssize_t(sizeof(StreamData))),
         0,
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
         slots,
     };
-    Ref bases = Ref::steal(PyTuple_Pack(1, base.get()));
-    if (!bases) return -1;
-    g.StreamTransport = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases.get()));
+    return reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases));
+}
+
+int init_stream_transport_type(PyObject* module) {
+    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
+    if (!transports) return -1;
+    Ref base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
+    if (!base) return -1;
+    // The largest base of the three types (the pipe types' bases are
+    // smaller), so that StreamData sits at the same offset in each.
+    Py_ssize_t end = reinterpret_cast<PyTypeObject*>(base.get())->tp_basicsize;
+    constexpr Py_ssize_t align = alignof(StreamData);
+    g.stream_data_offset = (end + align - 1) / align * align;
+
+    g.StreamTransport = make_transport_type(
+        module, "cxxloop._core.StreamTransport", "A TCP or Unix stream socket transport.", base.get(),
+        {stream_core_methods, stream_read_methods, stream_write_methods, stream_flow_methods, stream_sendfile_methods},
+        {stream_core_getsets, stream_write_getsets});
     if (!g.StreamTransport) return -1;
     PyObject* type = reinterpret_cast<PyObject*>(g.StreamTransport);
     // Class attributes asyncio reads: start_tls may wrap this transport;

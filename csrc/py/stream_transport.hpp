@@ -17,10 +17,22 @@
 // construction and the close / connection_lost paths; stream_read.cpp and
 // stream_write.cpp the two directions; stream_sendfile.cpp loop.sendfile();
 // stream_accept.cpp the accept loop of servers.
+//
+// The pipe transports of connect_read_pipe / connect_write_pipe
+// (pipe_transport.cpp) are two more types over the same StreamData: a pipe
+// is a byte stream too, and only what happens at its ends differs, which
+// `kind` selects. So is the datagram transport (datagram_transport.cpp):
+// its registration, closing, flow control and connection_lost are a
+// stream's; it reads and writes whole datagrams, queued in `dgram`.
 #pragma once
 
 #include <sys/types.h>
 
+#include <cstdint>
+#include <initializer_list>
+#include <memory>
+
+#include "datagram_queue.hpp"
 #include "globals.hpp"
 #include "write_queue.hpp"
 
@@ -40,6 +52,13 @@ struct SendfileJob {
     bool resume_reading = false; // reading was on when the job began
 };
 
+enum class TransportKind : uint8_t {
+    socket,      // StreamTransport
+    read_pipe,   // ReadPipeTransport: reads only; EOF always ends it
+    write_pipe,  // WritePipeTransport: writes only; readable means the reader left
+    datagram,    // DatagramTransport: recvfrom / sendto, one datagram at a time
+};
+
 struct StreamData {
     PyObject* loop;          // the CoreLoop; kept until dealloc
     PyObject* sock;          // socket.socket; null once connection_lost ran
@@ -47,7 +66,9 @@ struct StreamData {
     PyObject* server;        // asyncio Server or null
     PyObject* extra;         // dict behind get_extra_info
     PyObject* weakreflist;
+    PyObject* dict;          // instance attributes, as asyncio's transports have
     WriteQueue queue;
+    std::unique_ptr<DatagramState> dgram;  // only for TransportKind::datagram
     SendfileJob sendfile;
     Py_ssize_t high_water;
     Py_ssize_t low_water;
@@ -63,6 +84,8 @@ struct StreamData {
     bool eof;               // write_eof() called
     bool protocol_paused;   // pause_writing() called, resume_writing() not yet
     bool queued;            // on the loop's ready ring
+    bool peer_watch;        // write pipe: readable means the reader is gone
+    TransportKind kind;
 };
 
 inline StreamData* stream_data(PyObject* t) noexcept {
@@ -70,6 +93,28 @@ inline StreamData* stream_data(PyObject* t) noexcept {
 }
 
 inline CoreLoop* stream_loop(StreamData* d) noexcept { return reinterpret_cast<CoreLoop*>(d->loop); }
+
+inline bool is_pipe(const StreamData* d) noexcept {
+    return d->kind == TransportKind::read_pipe || d->kind == TransportKind::write_pipe;
+}
+
+// True for the four types built on StreamData.
+inline bool is_stream_transport(PyObject* op) noexcept {
+    PyTypeObject* tp = Py_TYPE(op);
+    return tp == g.StreamTransport || tp == g.ReadPipeTransport || tp == g.WritePipeTransport ||
+           tp == g.DatagramTransport;
+}
+
+// What get_write_buffer_size() reports and flow control compares with the
+// water marks.
+inline size_t write_buffer_size(const StreamData* d) noexcept {
+    return d->dgram ? d->dgram->bytes : d->queue.bytes();
+}
+
+// Data queued for the kernel: close() waits for it before connection_lost.
+inline bool has_queued_writes(const StreamData* d) noexcept {
+    return !d->queue.empty() || d->sendfile.waiter != nullptr || (d->dgram && !d->dgram->queue.empty());
+}
 
 // sock.fileno(), checked to be a valid fd; -1 with an exception set.
 int sock_fileno(PyObject* sock);
@@ -84,7 +129,25 @@ PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protoco
 // failing exception handler).
 int stream_run_io(PyObject* t);
 
-// --- shared between the stream_*.cpp files ---
+// --- shared between the stream_*.cpp and pipe_transport.cpp files ---
+
+// A new transport of `type` for `fd`, registered in the poller; `sock` is
+// the object it owns from now on (a socket, or a pipe's file object) and
+// closes in connection_lost. Then asyncio's start: server._attach(), and
+// connection_made and the waiter's result are scheduled. waiter and server
+// may be Py_None; extra is a dict.
+PyObject* stream_transport_start(CoreLoop* loop, PyTypeObject* type, TransportKind kind, int fd, PyObject* sock,
+                                 PyObject* protocol, PyObject* waiter, PyObject* extra, PyObject* server);
+// Takes the fd out of the poller and the loop's fd table. The caller holds a
+// reference to t: the table's is released here.
+void stream_unregister(PyObject* t);
+// extra['socket'], 'sockname' and 'peername' (unless given), as asyncio's
+// socket transports fill them.
+int stream_fill_extra(PyObject* extra, PyObject* sock);
+// loop.call_soon(callback, *args) from C.
+int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, size_t nargs);
+// call_soon(self._call_connection_lost, exc).
+int stream_schedule_connection_lost(PyObject* t, PyObject* exc);
 
 // asyncio's _fatal_error: report (OSErrors only in debug mode), then
 // force-close with exc. Consumes the raised exception.
@@ -112,10 +175,18 @@ extern PyMethodDef stream_read_methods[];
 
 // Write side (stream_write.cpp).
 int stream_write_ready(PyObject* t);
+// asyncio's _maybe_pause_protocol / _maybe_resume_protocol.
+int stream_maybe_pause_protocol(PyObject* t);
+int stream_maybe_resume_protocol(PyObject* t);
+// Data written after the connection was lost is dropped, with asyncio's
+// warning once it keeps happening.
+int stream_drop_after_lost(StreamData* d);
 // What follows the last queued byte: connection_lost if closing, the
 // deferred shutdown(SHUT_WR) if write_eof() was called.
 int stream_write_done(PyObject* t);
 extern PyMethodDef stream_write_methods[];
+// get_write_buffer_size and the water marks, which datagrams share.
+extern PyMethodDef stream_flow_methods[];
 extern PyGetSetDef stream_write_getsets[];
 
 // Servers (stream_accept.cpp): loop._start_accepting, and the type.
@@ -130,6 +201,31 @@ int stream_sendfile_ready(PyObject* t);
 int stream_sendfile_abort(PyObject* t, PyObject* exc);
 extern PyMethodDef stream_sendfile_methods[];
 
+// Creates a transport type over StreamData; `bases` is its Python base
+// class or a tuple of them.
+PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
+                                  std::initializer_list<PyMethodDef*> methods,
+                                  std::initializer_list<PyGetSetDef*> getsets);
+extern PyMethodDef stream_core_methods[];
+extern PyGetSetDef stream_core_getsets[];
+
 int init_stream_transport_type(PyObject* module);
+
+// Pipes (pipe_transport.cpp).
+// The end of a read pipe: eof_received(), then connection_lost(None).
+int pipe_read_eof(PyObject* t);
+// A write pipe's reader went away: connection_lost, with BrokenPipeError
+// if data was still queued.
+int pipe_peer_closed(PyObject* t);
+// asyncio's repr of a pipe transport.
+PyObject* pipe_repr(PyObject* t);
+extern PyMethodDef loop_pipe_methods[];
+int init_pipe_transport_types(PyObject* module);
+
+// Datagrams (datagram_transport.cpp).
+int datagram_read_ready(PyObject* t);
+int datagram_write_ready(PyObject* t);
+extern PyMethodDef loop_datagram_methods[];
+int init_datagram_transport_type(PyObject* module);
 
 }  // namespace cxxloop::py

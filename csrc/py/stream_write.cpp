@@ -1,9 +1,11 @@
-// The write side of StreamTransport: send at once when nothing is queued,
-// otherwise queue (by reference when immutable) and flush with one sendmsg
-// of up to IOV_MAX chunks when the fd reports writable; flow control with
-// asyncio's water marks; write_eof.
+// The write side of StreamTransport and WritePipeTransport: send at once
+// when nothing is queued, otherwise queue (by reference when immutable) and
+// flush with one sendmsg (writev on a pipe) of up to IOV_MAX chunks when the
+// fd reports writable; flow control with asyncio's water marks; write_eof.
 #include <limits.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
 
 #include <cerrno>
 
@@ -17,14 +19,15 @@ namespace {
 constexpr int kLogThresholdForConnLostWrites = 5;
 constexpr int kMaxIov = IOV_MAX < 1024 ? IOV_MAX : 1024;
 
-// The flush's sendmsg, retried on EINTR. MSG_NOSIGNAL: a peer that went
-// away must surface as EPIPE even where SIGPIPE is not ignored.
-ssize_t send_iov(int fd, iovec* iov, int n) {
+// Writes iov[0:n], retried on EINTR. On a socket, sendmsg with
+// MSG_NOSIGNAL: a peer that went away must surface as EPIPE even where
+// SIGPIPE is not ignored. A pipe has only writev, as asyncio has os.write.
+ssize_t send_iov(const StreamData* d, iovec* iov, int n) {
     msghdr msg{};
     msg.msg_iov = iov;
     msg.msg_iovlen = size_t(n);
     for (;;) {
-        ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        ssize_t r = is_pipe(d) ? writev(d->fd, iov, n) : sendmsg(d->fd, &msg, MSG_NOSIGNAL);
         if (r >= 0 || errno != EINTR) return r;
     }
 }
@@ -39,24 +42,30 @@ int call_flow(PyObject* t, PyObject* method, const char* message) {
     return report_to_loop(t, message, exc.get());
 }
 
-int maybe_pause_protocol(PyObject* t) {
+}  // namespace
+
+int stream_maybe_pause_protocol(PyObject* t) {
     StreamData* d = stream_data(t);
-    if (d->queue.bytes() <= size_t(d->high_water) || d->protocol_paused) return 0;
+    if (write_buffer_size(d) <= size_t(d->high_water) || d->protocol_paused) return 0;
     d->protocol_paused = true;
     return call_flow(t, g.s_pause_writing, "protocol.pause_writing() failed");
 }
 
-int maybe_resume_protocol(PyObject* t) {
+int stream_maybe_resume_protocol(PyObject* t) {
     StreamData* d = stream_data(t);
-    if (!d->protocol_paused || d->queue.bytes() > size_t(d->low_water)) return 0;
+    if (!d->protocol_paused || write_buffer_size(d) > size_t(d->low_water)) return 0;
     d->protocol_paused = false;
     return call_flow(t, g.s_resume_writing, "protocol.resume_writing() failed");
 }
 
+namespace {
+
 int fatal_write_error(PyObject* t) {
-    stream_data(t)->queue.clear();
+    StreamData* d = stream_data(t);
+    d->queue.clear();
     PyErr_SetFromErrno(PyExc_OSError);
-    return stream_fatal_error(t, "Fatal write error on socket transport");
+    return stream_fatal_error(t, is_pipe(d) ? "Fatal write error on pipe transport"
+                                            : "Fatal write error on socket transport");
 }
 
 // Queues view[offset:], taking over the export. Mutable memory is copied,
@@ -88,16 +97,9 @@ int check_can_write(StreamData* d, const char* method) {
     return 0;
 }
 
-// Data written after the connection was lost is dropped, with asyncio's
-// warning once it keeps happening.
-int drop_after_lost(StreamData* d) {
-    if (d->conn_lost >= kLogThresholdForConnLostWrites) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "warning", "s", "socket.send() raised exception."));
-        if (!r) return -1;
-    }
-    d->conn_lost++;
-    return 0;
-}
+// A pipe being closed takes no more data, unlike a socket, whose close()
+// still sends what is written before the last flush.
+bool drops_data(const StreamData* d) { return d->conn_lost || (is_pipe(d) && d->closing); }
 
 PyObject* write(PyObject* t, PyObject* data) {
     StreamData* d = stream_data(t);
@@ -109,17 +111,16 @@ PyObject* write(PyObject* t, PyObject* data) {
     if (check_can_write(d, "write") < 0) return nullptr;
     Py_buffer view;
     if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) < 0) return nullptr;
-    if (view.len == 0 || d->conn_lost) {
+    bool lost = drops_data(d);
+    if (view.len == 0 || lost) {
         PyBuffer_Release(&view);
-        if (d->conn_lost && drop_after_lost(d) < 0) return nullptr;
+        if (lost && stream_drop_after_lost(d) < 0) return nullptr;
         Py_RETURN_NONE;
     }
     size_t sent = 0;
     if (d->queue.empty()) {
-        ssize_t n;
-        do {
-            n = send(d->fd, view.buf, size_t(view.len), MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
+        iovec one = {view.buf, size_t(view.len)};
+        ssize_t n = send_iov(d, &one, 1);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             PyBuffer_Release(&view);
             if (fatal_write_error(t) < 0) return nullptr;
@@ -132,7 +133,7 @@ PyObject* write(PyObject* t, PyObject* data) {
         }
         // The rest goes out when the fd reports writable again.
     }
-    if (enqueue(d, &view, sent) < 0 || maybe_pause_protocol(t) < 0) return nullptr;
+    if (enqueue(d, &view, sent) < 0 || stream_maybe_pause_protocol(t) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
@@ -150,25 +151,30 @@ PyObject* writelines(PyObject* t, PyObject* list_of_data) {
         }
         Py_buffer view;
         if (PyObject_GetBuffer(item.get(), &view, PyBUF_SIMPLE) < 0) return nullptr;
-        if (view.len == 0 || d->conn_lost) {
+        if (view.len == 0 || drops_data(d)) {
             PyBuffer_Release(&view);
             continue;
         }
         if (enqueue(d, &view, 0) < 0) return nullptr;
     }
     if (PyErr_Occurred()) return nullptr;
-    if (d->conn_lost) {
-        if (drop_after_lost(d) < 0) return nullptr;
+    if (drops_data(d)) {
+        if (stream_drop_after_lost(d) < 0) return nullptr;
         Py_RETURN_NONE;
     }
     // One sendmsg for the whole batch; queued data already waits for the fd.
     if (was_empty && !d->queue.empty() && stream_write_ready(t) < 0) return nullptr;
-    if (maybe_pause_protocol(t) < 0) return nullptr;
+    if (stream_maybe_pause_protocol(t) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 PyObject* write_eof(PyObject* t, PyObject*) {
     StreamData* d = stream_data(t);
+    if (d->kind == TransportKind::write_pipe) {
+        // A pipe's EOF is its close, once the queue has drained.
+        if (stream_close(t) < 0) return nullptr;
+        Py_RETURN_NONE;
+    }
     if (d->closing || d->eof) Py_RETURN_NONE;
     d->eof = true;
     bool sending = !d->queue.empty() || stream_sendfile_active(d);
@@ -178,7 +184,7 @@ PyObject* write_eof(PyObject* t, PyObject*) {
 
 PyObject* can_write_eof(PyObject*, PyObject*) { Py_RETURN_TRUE; }
 
-PyObject* get_write_buffer_size(PyObject* t, PyObject*) { return PyLong_FromSize_t(stream_data(t)->queue.bytes()); }
+PyObject* get_write_buffer_size(PyObject* t, PyObject*) { return PyLong_FromSize_t(write_buffer_size(stream_data(t))); }
 
 PyObject* get_write_buffer_limits(PyObject* t, PyObject*) {
     StreamData* d = stream_data(t);
@@ -209,7 +215,7 @@ PyObject* set_write_buffer_limits(PyObject* t, PyObject* args, PyObject* kwargs)
     StreamData* d = stream_data(t);
     d->high_water = high;
     d->low_water = low;
-    if (maybe_pause_protocol(t) < 0) return nullptr;
+    if (stream_maybe_pause_protocol(t) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
@@ -219,6 +225,18 @@ PyObject* get_low_water(PyObject* t, void*) { return PyLong_FromSsize_t(stream_d
 
 }  // namespace
 
+// A closing pipe that still flushes its queue is not lost: it drops the
+// data without counting it, since conn_lost would stop the flush.
+int stream_drop_after_lost(StreamData* d) {
+    if (!d->conn_lost) return 0;
+    if (d->conn_lost >= kLogThresholdForConnLostWrites) {
+        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "warning", "s", "socket.send() raised exception."));
+        if (!r) return -1;
+    }
+    d->conn_lost++;
+    return 0;
+}
+
 int stream_write_ready(PyObject* t) {
     StreamData* d = stream_data(t);
     if (d->conn_lost) return 0;
@@ -227,7 +245,7 @@ int stream_write_ready(PyObject* t) {
         int n = d->queue.fill(iov, kMaxIov);
         size_t want = 0;
         for (int i = 0; i < n; ++i) want += iov[i].iov_len;
-        ssize_t sent = send_iov(d->fd, iov, n);
+        ssize_t sent = send_iov(d, iov, n);
         if (sent < 0) {
             if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
             return fatal_write_error(t);
@@ -237,7 +255,7 @@ int stream_write_ready(PyObject* t) {
         // says when to go on. A full one may just have hit kMaxIov.
         if (size_t(sent) < want) break;
     }
-    if (maybe_resume_protocol(t) < 0) return -1;  // may write more
+    if (stream_maybe_resume_protocol(t) < 0) return -1;  // may write more
     if (!d->queue.empty()) return 0;
     // A sendfile waits for the queue to drain before it starts.
     if (stream_sendfile_active(d)) return stream_sendfile_ready(t);
@@ -256,6 +274,10 @@ PyMethodDef stream_write_methods[] = {
     {"writelines", writelines, METH_O, "Send an iterable of bytes-like objects."},
     {"write_eof", write_eof, METH_NOARGS, "Shut the write side down once buffered data is sent."},
     {"can_write_eof", can_write_eof, METH_NOARGS, "Return True: stream sockets support write_eof()."},
+    {nullptr, nullptr, 0, nullptr},
+};
+
+PyMethodDef stream_flow_methods[] = {
     {"get_write_buffer_size", get_write_buffer_size, METH_NOARGS, "Return the number of buffered bytes."},
     {"get_write_buffer_limits", get_write_buffer_limits, METH_NOARGS, "Return (low, high) water marks."},
     {"set_write_buffer_limits", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(set_write_buffer_limits)),
