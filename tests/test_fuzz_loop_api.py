@@ -44,6 +44,12 @@ SOCK_CALLS = ["sock_recv", "sock_recv_into", "sock_recvfrom", "sock_recvfrom_int
               "sock_accept"]
 TRANSPORT_CALLS = ["write", "writelines", "pause_reading", "resume_reading", "close", "abort", "write_eof",
                    "set_write_buffer_limits", "get_extra_info", "sendfile"]
+# A C++ DatagramTransport over a connected UDP socket (C++ send/recvfrom)
+# or an unconnected Unix datagram socketpair end (the socket's sendto).
+DATAGRAM_CALLS = ["sendto", "sendto_addr", "close", "abort", "get_extra_info", "set_write_buffer_limits"]
+# The C++ pipe transports over os.pipe() ends.
+PIPE_CALLS = ["write", "close", "abort", "write_eof", "pause_reading", "resume_reading", "close_reader",
+              "close_writer", "feed"]
 sock_args = st.sampled_from([0, 10, -1, 1 << 40, b"data", b"x" * 300_000, bytearray(4), memoryview(b"mv"), "str",
                              None, ("127.0.0.1", 1), 2.5])
 
@@ -67,6 +73,9 @@ operation = st.one_of(
               sock_args),
     st.tuples(st.just("transport"), st.sampled_from(TRANSPORT_CALLS), sock_args),
     st.tuples(st.just("peer"), st.sampled_from(["send", "close", "shutdown"])),
+    st.tuples(st.just("datagram"), st.sampled_from(["udp", "unix"]), st.sampled_from(DATAGRAM_CALLS), sock_args),
+    st.tuples(st.just("datagram_peer"), st.sampled_from(["send", "close"])),
+    st.tuples(st.just("pipe"), st.sampled_from(PIPE_CALLS), sock_args),
 )
 
 
@@ -91,6 +100,22 @@ class World:
         self.closed_sock = socket.socket()
         self.closed_sock.close()
         self.transport = None
+        # A connected UDP pair (`udp` becomes a transport, `udp_peer` stays
+        # a socket) and an unnamed Unix datagram pair.
+        self.udp, self.udp_peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(
+            socket.AF_INET, socket.SOCK_DGRAM)
+        self.udp.bind(("127.0.0.1", 0))
+        self.udp_peer.bind(("127.0.0.1", 0))
+        self.udp.connect(self.udp_peer.getsockname())
+        self.udp_peer.connect(self.udp.getsockname())
+        self.unix_dgram, self.unix_dgram_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+        for sock in (self.udp, self.udp_peer, self.unix_dgram, self.unix_dgram_peer):
+            sock.setblocking(False)
+        self.datagram_transports = {}
+        # Pipe ends for connect_read_pipe / connect_write_pipe.
+        pr, pw = os.pipe()
+        self.pipe_files = [os.fdopen(pr, "rb", 0), os.fdopen(pw, "wb", 0)]
+        self.pipe_transports = None
         self.tasks = []
         self.file = open(__file__, "rb")  # what sendfile sends
 
@@ -149,6 +174,48 @@ class World:
         elif name == "peer":
             {"send": lambda: self.d.send(b"peer data"), "close": self.d.close,
              "shutdown": lambda: self.d.shutdown(socket.SHUT_WR)}[op[1]]()
+        elif name == "datagram":
+            self.apply_to_datagram(*op[1:])
+        elif name == "datagram_peer":
+            {"send": lambda: self.udp_peer.send(b"datagram"), "close": self.udp_peer.close}[op[1]]()
+        elif name == "pipe":
+            self.apply_to_pipes(op[1], op[2])
+
+    def apply_to_datagram(self, which, method, arg):
+        lp = self.loop
+        if which not in self.datagram_transports:
+            sock = self.udp if which == "udp" else self.unix_dgram
+            self.datagram_transports[which], _ = lp.run_until_complete(
+                lp.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock))
+        t = self.datagram_transports[which]
+        if method == "sendto":
+            t.sendto(arg)
+        elif method == "sendto_addr":
+            t.sendto(b"to an address", arg)
+        elif method in ("get_extra_info", "set_write_buffer_limits"):
+            getattr(t, method)(arg)
+        else:
+            getattr(t, method)()
+
+    def apply_to_pipes(self, method, arg):
+        lp = self.loop
+        if self.pipe_transports is None:
+            reader, _ = lp.run_until_complete(lp.connect_read_pipe(asyncio.Protocol, self.pipe_files[0]))
+            writer, _ = lp.run_until_complete(lp.connect_write_pipe(asyncio.Protocol, self.pipe_files[1]))
+            self.pipe_transports = (reader, writer)
+        reader, writer = self.pipe_transports
+        if method == "write":
+            writer.write(arg)
+        elif method in ("close", "abort", "write_eof"):
+            getattr(writer, method)()
+        elif method in ("pause_reading", "resume_reading"):
+            getattr(reader, method)()
+        elif method == "close_reader":
+            reader.close()
+        elif method == "close_writer":
+            writer.close()
+        elif method == "feed":
+            self.pipe_files[1].write(b"fed outside the transport")
 
     def apply_to_transport(self, method, arg):
         lp = self.loop
@@ -176,8 +243,9 @@ class World:
         if not self.loop.is_closed():
             self.loop.set_task_factory(None)  # a broken one may have been set
             self.cancel_tasks()
-            if self.transport is not None:
-                self.transport.abort()
+            for t in [self.transport, *self.datagram_transports.values(), *(self.pipe_transports or ())]:
+                if t is not None:
+                    t.abort()
             for _ in range(2):  # the first run may end at once on a pending stop()
                 with contextlib.suppress(RuntimeError):
                     self.loop.run_until_complete(asyncio.sleep(0.001))
@@ -186,8 +254,12 @@ class World:
             self.loop.close()
         os.close(self.r)
         os.close(self.w)
-        for sock in (self.a, self.b, self.c, self.d):
+        for sock in (self.a, self.b, self.c, self.d, self.udp, self.udp_peer, self.unix_dgram, self.unix_dgram_peer):
             sock.close()
+        for f in self.pipe_files:
+            f.close()
+        self.datagram_transports.clear()
+        self.pipe_transports = None
         self.file.close()
         self.tasks.clear()
         self.transport = None

@@ -239,3 +239,81 @@ def test_sock_ops_return_socket_and_data_references(loop):
         for _ in range(20):
             loop.run_until_complete(rounds())
         assert _refs(a, b, data, buf) == before
+
+
+def test_datagram_transport_returns_data_address_and_protocol_references(loop, tmp_path):
+    """Immediate and queued datagrams (to a Unix path the peer does not
+    read yet), a connected IPv4 exchange, close: the data, the address and
+    the protocol end where they started."""
+    data = bytes(1000)
+    protocol = asyncio.DatagramProtocol()
+    reader_path = str(tmp_path / "reader")
+
+    async def one_endpoint():
+        received = []
+
+        class Receiver(asyncio.DatagramProtocol):
+            def datagram_received(self, d, addr):
+                received.append(len(d))
+
+        reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        reader.bind(reader_path)
+        with reader:
+            reader.setblocking(False)
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: protocol, remote_addr=reader_path, family=socket.AF_UNIX)
+            for _ in range(50):  # the peer's queue holds fewer: the rest wait
+                transport.sendto(data)
+            assert transport.get_write_buffer_size() > 0
+            got = 0
+            while got < 50:
+                try:
+                    got += len(reader.recv(2000)) // len(data)
+                except BlockingIOError:
+                    await asyncio.sleep(0)
+            transport.close()
+        os.unlink(reader_path)
+        server, _ = await loop.create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
+        client, _ = await loop.create_datagram_endpoint(lambda: protocol,
+                                                        remote_addr=server.get_extra_info("sockname"))
+        for _ in range(10):
+            client.sendto(data)
+        while len(received) < 10:
+            await asyncio.sleep(0)
+        client.close()
+        server.close()
+        await asyncio.sleep(0)
+
+    loop.run_until_complete(one_endpoint())  # warm up
+    before = _refs(data, protocol)
+    for _ in range(10):
+        loop.run_until_complete(one_endpoint())
+    assert _refs(data, protocol) == before
+
+
+def test_pipe_transports_return_data_pipe_and_protocol_references(loop):
+    """A write pipe with queued data closed after the flush, a read pipe
+    read to EOF: the data, the protocol and the file objects end where
+    they started."""
+    data = bytes(300_000)  # more than a pipe holds: queued by reference
+    protocol = asyncio.Protocol()
+
+    async def one_pipe():
+        r, w = os.pipe()
+        rf, wf = os.fdopen(r, "rb", 0), os.fdopen(w, "wb", 0)
+        reader = _Protocol()
+        rt, _ = await loop.connect_read_pipe(lambda: reader, rf)
+        wt, _ = await loop.connect_write_pipe(lambda: protocol, wf)
+        wt.write(data)
+        wt.close()
+        while not rt.is_closing():
+            await asyncio.sleep(0)
+        await asyncio.sleep(0)
+        return rf, wf
+
+    loop.run_until_complete(one_pipe())  # warm up
+    before = _refs(data, protocol)
+    for _ in range(20):
+        files = loop.run_until_complete(one_pipe())
+        assert all(f.closed for f in files)
+    assert _refs(data, protocol) == before

@@ -17,6 +17,12 @@ SKIPS: dict[str, str] = {
     # cxxloop wakes its poller with an eventfd owned by the C++ core, and
     # tests/test_lifecycle.py checks that close() releases every fd.
     "test_events__EventLoopTestsMixin::test_internal_fds": "inspects the stdlib loop's self-pipe sockets",
+    # Unit tests of asyncio's own Python pipe transport classes, driven
+    # through TestLoop's assert_reader/assert_writer bookkeeping. cxxloop's
+    # pipe transports are C++; tests/test_pipes.py runs the same cases
+    # against both loops' real transports.
+    "test_unix_events__UnixReadPipeTransportTests": "unit tests of asyncio's _UnixReadPipeTransport on TestLoop",
+    "test_unix_events__UnixWritePipeTransportTests": "unit tests of asyncio's _UnixWritePipeTransport on TestLoop",
 }
 
 EXPECTED_FAILURES: dict[str, str] = {}

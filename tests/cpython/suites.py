@@ -29,6 +29,7 @@ MODULES = [
     "test_subprocess",
     "test_ssl",
     "test_sslproto",
+    "test_unix_events",
 ]
 
 # (module, loop-agnostic base class, the method that makes its loop, TestCase
