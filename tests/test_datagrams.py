@@ -287,7 +287,7 @@ def test_endpoint_options():
         loop = asyncio.get_running_loop()
         transport, _ = await loop.create_datagram_endpoint(
             asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0), family=socket.AF_INET,
-            proto=socket.IPPROTO_UDP, reuse_port=True, allow_broadcast=True)
+            proto=socket.IPPROTO_UDP, flags=socket.AI_NUMERICHOST, reuse_port=True, allow_broadcast=True)
         sock = transport.get_extra_info("socket")
         result = (sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT) != 0,
                   sock.getsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST) != 0,
@@ -296,6 +296,23 @@ def test_endpoint_options():
         return result
 
     assert agree(main) == (True, True, socket.AF_INET, socket.SOCK_DGRAM)
+
+
+def test_bad_endpoint_options_raise_what_asyncio_raises():
+    async def main(kwargs):
+        loop = asyncio.get_running_loop()
+        try:
+            await loop.create_datagram_endpoint(asyncio.DatagramProtocol, **kwargs)
+        except Exception as exc:  # the type and message are what is compared
+            return type(exc).__name__, str(exc)
+
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as stream_sock:
+        for kwargs in ({}, {"local_addr": ("127.0.0.1", 0), "family": socket.AF_UNIX},
+                       {"local_addr": "not a pair"}, {"sock": stream_sock},
+                       {"local_addr": ("127.0.0.1", 0), "reuse_address": True}):
+            before = open_fds()
+            assert agree(main, kwargs) is not None, kwargs
+            assert open_fds() == before
 
 
 def test_ten_thousand_datagrams_round_trip():
