@@ -21,19 +21,7 @@ import time
 import warnings
 
 import pytest
-
-import cxxloop
-
-LOOPS = {"asyncio": asyncio.SelectorEventLoop, "cxxloop": cxxloop.new_event_loop}
-
-
-def on_both(main, *args):
-    """main(*args) on each loop; returns {loop name: result}."""
-    results = {}
-    for name, factory in LOOPS.items():
-        with asyncio.Runner(loop_factory=factory) as runner:
-            results[name] = runner.run(asyncio.wait_for(main(*args), 30))
-    return results
+from parity import LOOPS, on_both
 
 
 class Recorder(asyncio.Protocol):

@@ -109,27 +109,21 @@ int receive(PyObject* t, Ref* data, Ref* addr) {
         *addr = Ref::borrow(PyTuple_GET_ITEM(pair.get(), 1));
         return 1;
     }
-    LoopState& ls = stream_loop(d)->s;
-    if (!ls.read_buf) {
-        ls.read_buf.reset(new (std::nothrow) char[kReadBufferSize]);
-        if (!ls.read_buf) {
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
+    char* buf = read_buffer(stream_loop(d));
+    if (!buf) return -1;
     sockaddr_storage sa;
     socklen_t len;
     ssize_t n;
     do {
         len = sizeof sa;
-        n = recvfrom(d->fd, ls.read_buf.get(), kReadBufferSize, 0, reinterpret_cast<sockaddr*>(&sa), &len);
+        n = recvfrom(d->fd, buf, kReadBufferSize, 0, reinterpret_cast<sockaddr*>(&sa), &len);
     } while (n < 0 && errno == EINTR);
     if (n < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    *data = Ref::steal(PyBytes_FromStringAndSize(ls.read_buf.get(), n));
+    *data = Ref::steal(PyBytes_FromStringAndSize(buf, n));
     if (!*data) return -1;
     *addr = Ref::steal(make_address(s, sa, len));
     return *addr ? 1 : -1;

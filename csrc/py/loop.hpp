@@ -69,6 +69,9 @@ struct CoreLoop {
     LoopState s;
 };
 
+// The loop's kReadBufferSize scratch buffer that transports read into,
+// made on first use; null with MemoryError.
+char* read_buffer(CoreLoop* self);
 // Raises RuntimeError('Event loop is closed') and returns -1 if it is.
 int check_closed(CoreLoop* self);
 // Appends a Handle (new reference taken) to the ready queue.

@@ -17,6 +17,15 @@
 
 namespace cxxloop::py {
 
+char* read_buffer(CoreLoop* self) {
+    std::unique_ptr<char[]>& buf = self->s.read_buf;
+    if (!buf) {
+        buf.reset(new (std::nothrow) char[kReadBufferSize]);
+        if (!buf) PyErr_NoMemory();
+    }
+    return buf.get();
+}
+
 FdWatch* fd_watch(CoreLoop* self, int fd) {
     auto& fds = self->s.fds;
     try {

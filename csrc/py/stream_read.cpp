@@ -103,18 +103,12 @@ int read_into_protocol(PyObject* t, bool* more) {
 
 int read_to_bytes(PyObject* t, bool* more) {
     StreamData* d = stream_data(t);
-    LoopState& s = stream_loop(d)->s;
-    if (!s.read_buf) {
-        s.read_buf.reset(new (std::nothrow) char[kReadBufferSize]);
-        if (!s.read_buf) {
-            PyErr_NoMemory();
-            return -1;
-        }
-    }
-    ssize_t n = recv_some(d->fd, s.read_buf.get(), kReadBufferSize);
+    char* buf = read_buffer(stream_loop(d));
+    if (!buf) return -1;
+    ssize_t n = recv_some(d->fd, buf, kReadBufferSize);
     if (n <= 0) return after_recv(t, n, kReadBufferSize, more);
     *more = size_t(n) == kReadBufferSize;
-    Ref data = Ref::steal(PyBytes_FromStringAndSize(s.read_buf.get(), n));
+    Ref data = Ref::steal(PyBytes_FromStringAndSize(buf, n));
     if (!data) return -1;
     return call_protocol(t, g.s_data_received, data.get(), "Fatal error: protocol.data_received() call failed.");
 }

@@ -1,0 +1,54 @@
+"""Running one coroutine on asyncio's loop and on cxxloop, to compare what
+each did. Tests import it as a sibling module."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+import cxxloop
+
+LOOPS = {"asyncio": asyncio.SelectorEventLoop, "cxxloop": cxxloop.new_event_loop}
+
+
+def on_both(main, *args):
+    """main(*args) on each loop, in a fresh loop each; returns {loop name: result}."""
+    results = {}
+    for name, factory in LOOPS.items():
+        with asyncio.Runner(loop_factory=factory) as runner:
+            results[name] = runner.run(asyncio.wait_for(main(*args), 30))
+    return results
+
+
+def agree(main, *args):
+    """main's result, checked to be the same on both loops."""
+    results = on_both(main, *args)
+    assert results["cxxloop"] == results["asyncio"], results
+    return results["cxxloop"]
+
+
+def open_fds() -> set[str]:
+    return set(os.listdir("/proc/self/fd"))
+
+
+class LifecycleRecorder:
+    """A protocol mixin recording connection_made, pause/resume_writing and
+    connection_lost in `events`; `lost` resolves on connection_lost."""
+
+    def __init__(self):
+        self.events = []
+        self.lost = asyncio.get_running_loop().create_future()
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.events.append("made")
+
+    def pause_writing(self):
+        self.events.append("pause")
+
+    def resume_writing(self):
+        self.events.append("resume")
+
+    def connection_lost(self, exc):
+        self.events.append(("lost", type(exc).__name__ if exc else None))
+        self.lost.set_result(exc)
