@@ -1,10 +1,12 @@
 """TLS on cxxloop: asyncio's sslproto over the C++ StreamTransport, for
-create_connection / create_server with ssl=, start_tls, large transfers
-with flow control, and a shutdown that does not hang."""
+create_connection / create_server, the Unix variants and
+connect_accepted_socket with ssl=, start_tls, large transfers with flow
+control, the handshake timeout, and a shutdown that does not hang."""
 
 from __future__ import annotations
 
 import asyncio
+import socket
 import ssl
 import subprocess
 
@@ -153,5 +155,69 @@ def test_shutdown_does_not_hang_on_a_silent_peer(contexts):
         server_transport.abort()
         server.close()
         await server.wait_closed()
+
+    run(main())
+
+
+def test_unix_sockets_and_accepted_sockets_with_tls(contexts, tmp_path):
+    """ssl= on create_unix_server / create_unix_connection and on
+    connect_accepted_socket, each over the C++ transport."""
+    server_ctx, client_ctx = contexts
+    path = str(tmp_path / "tls.sock")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        server = await asyncio.start_unix_server(echo, path, ssl=server_ctx)
+        reader, writer = await asyncio.open_unix_connection(path, ssl=client_ctx, server_hostname="localhost")
+        writer.write(b"over unix")
+        assert await reader.readexactly(9) == b"over unix"
+        assert type(raw_transport(writer.transport)).__name__ == "StreamTransport"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+        # connect_accepted_socket: the server side takes a socket accepted
+        # by hand and runs the TLS handshake over it.
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        connecting = asyncio.ensure_future(
+            asyncio.open_connection("127.0.0.1", port, ssl=client_ctx, server_hostname="localhost"))
+        accepted, _ = await loop.sock_accept(listener)
+        listener.close()
+        received = loop.create_future()
+
+        class Server(asyncio.Protocol):
+            def data_received(self, data):
+                received.set_result(data)
+
+        server_transport, _ = await loop.connect_accepted_socket(Server, accepted, ssl=server_ctx)
+        reader, writer = await connecting
+        writer.write(b"accepted")
+        assert await received == b"accepted"
+        assert type(raw_transport(server_transport)).__name__ == "StreamTransport"
+        writer.close()
+        server_transport.close()
+        await writer.wait_closed()
+
+    run(main())
+
+
+def test_handshake_timeout_against_a_silent_server(contexts):
+    """A server that accepts and never answers the ClientHello: the client
+    gives up after ssl_handshake_timeout with asyncio's error."""
+    _, client_ctx = contexts
+
+    async def main():
+        listener = socket.create_server(("127.0.0.1", 0))
+        port = listener.getsockname()[1]
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        with pytest.raises(ConnectionAbortedError, match="SSL handshake is taking longer than 0.3 seconds"):
+            await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx, server_hostname="localhost",
+                                          ssl_handshake_timeout=0.3)
+        assert 0.25 < loop.time() - started < 10
+        listener.close()
 
     run(main())
