@@ -100,21 +100,12 @@ class World:
         self.closed_sock = socket.socket()
         self.closed_sock.close()
         self.transport = None
-        # A connected UDP pair (`udp` becomes a transport, `udp_peer` stays
-        # a socket) and an unnamed Unix datagram pair.
-        self.udp, self.udp_peer = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), socket.socket(
-            socket.AF_INET, socket.SOCK_DGRAM)
-        self.udp.bind(("127.0.0.1", 0))
-        self.udp_peer.bind(("127.0.0.1", 0))
-        self.udp.connect(self.udp_peer.getsockname())
-        self.udp_peer.connect(self.udp.getsockname())
-        self.unix_dgram, self.unix_dgram_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
-        for sock in (self.udp, self.udp_peer, self.unix_dgram, self.unix_dgram_peer):
-            sock.setblocking(False)
+        # Made on first use, as most sequences never touch them: datagram
+        # sockets by kind, their transports, and the pipes' files and
+        # transports.
+        self.datagram_socks = {}
         self.datagram_transports = {}
-        # Pipe ends for connect_read_pipe / connect_write_pipe.
-        pr, pw = os.pipe()
-        self.pipe_files = [os.fdopen(pr, "rb", 0), os.fdopen(pw, "wb", 0)]
+        self.pipe_files = []
         self.pipe_transports = None
         self.tasks = []
         self.file = open(__file__, "rb")  # what sendfile sends
@@ -177,14 +168,30 @@ class World:
         elif name == "datagram":
             self.apply_to_datagram(*op[1:])
         elif name == "datagram_peer":
-            {"send": lambda: self.udp_peer.send(b"datagram"), "close": self.udp_peer.close}[op[1]]()
+            peer = self.datagram_sock("udp_peer")
+            {"send": lambda: peer.send(b"datagram"), "close": peer.close}[op[1]]()
         elif name == "pipe":
             self.apply_to_pipes(op[1], op[2])
+
+    def datagram_sock(self, name):
+        """A connected UDP pair (`udp` becomes a transport, `udp_peer`
+        stays a socket), or an unnamed Unix datagram socket (`unix`)."""
+        if not self.datagram_socks:
+            udp, udp_peer = (socket.socket(socket.AF_INET, socket.SOCK_DGRAM) for _ in range(2))
+            udp.bind(("127.0.0.1", 0))
+            udp_peer.bind(("127.0.0.1", 0))
+            udp.connect(udp_peer.getsockname())
+            udp_peer.connect(udp.getsockname())
+            unix, unix_peer = socket.socketpair(socket.AF_UNIX, socket.SOCK_DGRAM)
+            self.datagram_socks = {"udp": udp, "udp_peer": udp_peer, "unix": unix, "unix_peer": unix_peer}
+            for sock in self.datagram_socks.values():
+                sock.setblocking(False)
+        return self.datagram_socks[name]
 
     def apply_to_datagram(self, which, method, arg):
         lp = self.loop
         if which not in self.datagram_transports:
-            sock = self.udp if which == "udp" else self.unix_dgram
+            sock = self.datagram_sock(which)
             self.datagram_transports[which], _ = lp.run_until_complete(
                 lp.create_datagram_endpoint(asyncio.DatagramProtocol, sock=sock))
         t = self.datagram_transports[which]
@@ -200,6 +207,9 @@ class World:
     def apply_to_pipes(self, method, arg):
         lp = self.loop
         if self.pipe_transports is None:
+            if not self.pipe_files:
+                pr, pw = os.pipe()
+                self.pipe_files = [os.fdopen(pr, "rb", 0), os.fdopen(pw, "wb", 0)]
             reader, _ = lp.run_until_complete(lp.connect_read_pipe(asyncio.Protocol, self.pipe_files[0]))
             writer, _ = lp.run_until_complete(lp.connect_write_pipe(asyncio.Protocol, self.pipe_files[1]))
             self.pipe_transports = (reader, writer)
@@ -254,7 +264,7 @@ class World:
             self.loop.close()
         os.close(self.r)
         os.close(self.w)
-        for sock in (self.a, self.b, self.c, self.d, self.udp, self.udp_peer, self.unix_dgram, self.unix_dgram_peer):
+        for sock in (self.a, self.b, self.c, self.d, *self.datagram_socks.values()):
             sock.close()
         for f in self.pipe_files:
             f.close()
