@@ -32,6 +32,15 @@ ssize_t send_iov(const StreamData* d, iovec* iov, int n) {
     }
 }
 
+// The immediate write of a single buffer: send() rather than sendmsg(),
+// which also copies a msghdr and an iovec in from user space.
+ssize_t send_one(const StreamData* d, const void* buf, size_t len) {
+    for (;;) {
+        ssize_t r = is_pipe(d) ? ::write(d->fd, buf, len) : send(d->fd, buf, len, MSG_NOSIGNAL);
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
 // Calls protocol.pause_writing() / resume_writing(); a failure is logged
 // through the loop's handler, as asyncio's _FlowControlMixin does.
 int call_flow(PyObject* t, PyObject* method, const char* message) {
@@ -119,8 +128,7 @@ PyObject* write(PyObject* t, PyObject* data) {
     }
     size_t sent = 0;
     if (d->queue.empty()) {
-        iovec one = {view.buf, size_t(view.len)};
-        ssize_t n = send_iov(d, &one, 1);
+        ssize_t n = send_one(d, view.buf, size_t(view.len));
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             PyBuffer_Release(&view);
             if (fatal_write_error(t) < 0) return nullptr;
