@@ -61,7 +61,7 @@ enum class TransportKind : uint8_t {
 
 struct StreamData {
     PyObject* loop;          // the CoreLoop; kept until dealloc
-    PyObject* sock;          // socket.socket; null once connection_lost ran
+    PyObject* sock;          // socket.socket, or a pipe's file object; null once connection_lost ran
     PyObject* protocol;      // null once connection_lost ran
     PyObject* server;        // asyncio Server or null
     PyObject* extra;         // dict behind get_extra_info
@@ -129,7 +129,7 @@ PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protoco
 // failing exception handler).
 int stream_run_io(PyObject* t);
 
-// --- shared between the stream_*.cpp and pipe_transport.cpp files ---
+// --- shared between the stream_*.cpp, pipe_transport.cpp and datagram_transport.cpp files ---
 
 // A new transport of `type` for `fd`, registered in the poller; `sock` is
 // the object it owns from now on (a socket, or a pipe's file object) and
@@ -149,8 +149,9 @@ int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, siz
 // call_soon(self._call_connection_lost, exc).
 int stream_schedule_connection_lost(PyObject* t, PyObject* exc);
 
-// asyncio's _fatal_error: report (OSErrors only in debug mode), then
-// force-close with exc. Consumes the raised exception.
+// asyncio's _fatal_error: report (an OSError only in debug mode, unless a
+// read pipe's other than EIO), then force-close with exc. Consumes the
+// raised exception.
 int stream_fatal_error(PyObject* t, const char* message);
 // asyncio's _force_close(exc); exc may be Py_None.
 int stream_force_close(PyObject* t, PyObject* exc);
