@@ -297,3 +297,26 @@ def test_ten_thousand_datagrams_round_trip():
     before = open_fds()
     assert agree(main) is True
     assert open_fds() == before
+
+
+def test_error_received_raising_reaches_the_sendto_caller():
+    class Raises(asyncio.DatagramProtocol):
+        def error_received(self, exc):
+            raise LookupError(type(exc).__name__)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        with tempfile.TemporaryDirectory() as d:
+            path = os.path.join(d, "gone")
+            reader = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+            reader.bind(path)
+            transport, _ = await loop.create_datagram_endpoint(Raises, remote_addr=path, family=socket.AF_UNIX)
+            reader.close()  # the next send is refused at once
+            try:
+                transport.sendto(b"to nobody")
+            except LookupError as exc:
+                raised = str(exc)
+            transport.close()
+            return raised, transport.is_closing()
+
+    assert agree(main) == ("ConnectionRefusedError", True)

@@ -50,10 +50,14 @@ int send_or_receive_failed(PyObject* t, const char* fatal_message, bool raise_to
         return must_propagate() ? -1 : stream_fatal_error(t, fatal_message);
     }
     Ref exc = Ref::steal(PyErr_GetRaisedException());
-    PyObject* args[] = {stream_data(t)->protocol, exc.get()};
-    Ref r = Ref::steal(PyObject_VectorcallMethod(g.s_error_received, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+    PyObject* protocol = stream_data(t)->protocol;
+    if (!protocol) return 0;  // connection_lost has run: nobody to tell
+    PyObject* args[] = {protocol, exc.get()};
+    Ref r = Ref::steal(
+        PyObject_VectorcallMethod(g.s_error_received, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     if (r) return 0;
-    return raise_to_caller ? -1 : callback_failed(t, "Exception in callback DatagramTransport: protocol.error_received() failed");
+    if (raise_to_caller) return -1;
+    return callback_failed(t, "Exception in callback DatagramTransport: protocol.error_received() failed");
 }
 
 bool would_block() {
@@ -91,11 +95,11 @@ int receive(PyObject* t, Ref* data, Ref* addr) {
     StreamData* d = stream_data(t);
     DatagramState* s = d->dgram.get();
     if (s->family != AF_INET && s->family != AF_INET6) {
-        PyObject* args[] = {d->sock, nullptr};
         Ref size = Ref::steal(PyLong_FromSize_t(kReadBufferSize));
         if (!size) return -1;
-        args[1] = size.get();
-        Ref pair = Ref::steal(PyObject_VectorcallMethod(g.s_recvfrom, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+        PyObject* args[] = {d->sock, size.get()};
+        Ref pair =
+            Ref::steal(PyObject_VectorcallMethod(g.s_recvfrom, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
         if (!pair) {
             if (!would_block()) return -1;
             PyErr_Clear();

@@ -159,7 +159,8 @@ int init_pipe_transport_types(PyObject* module) {
     if (!read_base || !write_base) return -1;
     g.ReadPipeTransport = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
                                               "The read end of a pipe, FIFO, socket or tty.", read_base.get(),
-                                              {stream_core_methods, stream_read_methods}, {stream_core_getsets, pipe_getsets});
+                                              {stream_core_methods, stream_read_methods},
+                                              {stream_core_getsets, pipe_getsets});
     if (!g.ReadPipeTransport) return -1;
     g.WritePipeTransport = make_transport_type(module, "cxxloop._core.WritePipeTransport",
                                                "The write end of a pipe, FIFO, socket or tty.", write_base.get(),
