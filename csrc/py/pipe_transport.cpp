@@ -84,8 +84,8 @@ PyObject* pipe_transport_new(PyObject* op, PyObject* args, PyObject* kwargs, Tra
     if (!extra_dict || PyMapping_SetItemString(extra_dict.get(), "pipe", pipe) < 0) return nullptr;
     PyTypeObject* type = kind == TransportKind::read_pipe ? g.ReadPipeTransport : g.WritePipeTransport;
     Ref t = Ref::steal(stream_transport_start(loop, type, kind, fd, pipe, protocol, waiter, extra_dict.get(), Py_None));
-    // A terminal is readable whenever someone types: for a write pipe on
-    // one, as for asyncio, only a hang-up means the other end is gone.
+    // A terminal is readable whenever someone types, so asyncio does not
+    // watch one it writes to for readability; here only its hang-up counts.
     if (t && kind == TransportKind::write_pipe) stream_data(t.get())->peer_watch = !is_char_device;
     return t.release();
 }
