@@ -5,6 +5,7 @@ queue, close and abort; each compared with asyncio's own transport."""
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import socket
 import sys
@@ -12,6 +13,8 @@ import tempfile
 
 import pytest
 from parity import LifecycleRecorder, agree, on_both, open_fds
+
+import cxxloop
 
 
 class Recorder(LifecycleRecorder, asyncio.DatagramProtocol):
@@ -320,3 +323,21 @@ def test_error_received_raising_reaches_the_sendto_caller():
             return raised, transport.is_closing()
 
     assert agree(main) == ("ConnectionRefusedError", True)
+
+
+def test_loop_closed_with_an_open_datagram_transport():
+    """The loop lets go of the transport; dropping it warns and closes the
+    socket, as asyncio's does, and nothing leaks."""
+    before = open_fds()
+    lp = cxxloop.new_event_loop()
+    transport, _ = lp.run_until_complete(
+        lp.create_datagram_endpoint(asyncio.DatagramProtocol, local_addr=("127.0.0.1", 0)))
+    transport.sendto(b"queued?", ("127.0.0.1", 9))
+    lp.close()
+    assert "closed" not in repr(transport)
+    with pytest.raises(RuntimeError, match="Event loop is closed"):
+        transport.close()  # schedules connection_lost on a closed loop
+    with pytest.warns(ResourceWarning, match="unclosed transport"):  # noqa: PT031
+        del transport
+        gc.collect()
+    assert open_fds() == before
