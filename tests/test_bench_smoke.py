@@ -44,7 +44,8 @@ def test_quick_run_writes_table_json_and_chart(tmp_path):
     assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-MICRO = [w for w in all_workloads().values() if w.run.__module__.endswith(".micro")]
+# The in-process workloads: micro and the datagram/pipe transports.
+MICRO = [w for w in all_workloads().values() if w.run.__module__.endswith((".micro", ".transports"))]
 
 
 @pytest.mark.parametrize("loop_name", LOOPS)

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Modules holding workloads, in the order their workloads are run and shown.
-_MODULES = ("micro", "net")
+_MODULES = ("micro", "transports", "net")
 
 
 @dataclass(frozen=True)
