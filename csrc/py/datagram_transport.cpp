@@ -34,14 +34,6 @@ constexpr size_t kHeaderSize = PY_VERSION_HEX >= 0x030D0000 ? 8 : 0;
 
 DatagramState* dgram(PyObject* t) { return stream_data(t)->dgram.get(); }
 
-// An exception raised by a protocol callback: unwinds the loop if it must,
-// else is reported the way a failing callback is.
-int callback_failed(PyObject* t, const char* message) {
-    if (must_propagate()) return -1;
-    Ref exc = Ref::steal(PyErr_GetRaisedException());
-    return report_to_loop(t, message, exc.get());
-}
-
 // An OSError goes to protocol.error_received(); anything else is fatal.
 // What error_received() raises goes to the caller of sendto() (`raise_to_caller`),
 // else to the loop's handler.
@@ -57,7 +49,7 @@ int send_or_receive_failed(PyObject* t, const char* fatal_message, bool raise_to
         PyObject_VectorcallMethod(g.s_error_received, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     if (r) return 0;
     if (raise_to_caller) return -1;
-    return callback_failed(t, "Exception in callback DatagramTransport: protocol.error_received() failed");
+    return report_raised_to_loop(t, "Exception in callback DatagramTransport: protocol.error_received() failed");
 }
 
 bool would_block() {
@@ -175,10 +167,6 @@ int enqueue(PyObject* t, PyObject* data, PyObject* addr) {
     return stream_maybe_pause_protocol(t);
 }
 
-bool is_bytes_like(PyObject* data) {
-    return PyBytes_Check(data) || PyByteArray_Check(data) || PyMemoryView_Check(data);
-}
-
 // transport.sendto(data, addr=None)
 PyObject* sendto(PyObject* t, PyObject* args, PyObject* kwargs) {
     static const char* kwlist[] = {"data", "addr", nullptr};
@@ -294,7 +282,8 @@ int datagram_read_ready(PyObject* t) {
     PyObject* args[] = {d->protocol, data.get(), addr.get()};
     Ref r = Ref::steal(
         PyObject_VectorcallMethod(g.s_datagram_received, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
-    return r ? 0 : callback_failed(t, "Exception in callback DatagramTransport: protocol.datagram_received() failed");
+    if (r) return 0;
+    return report_raised_to_loop(t, "Exception in callback DatagramTransport: protocol.datagram_received() failed");
 }
 
 int datagram_write_ready(PyObject* t) {

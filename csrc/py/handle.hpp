@@ -29,6 +29,13 @@ inline HandleData* handle_data(PyObject* h) noexcept {
     return reinterpret_cast<HandleData*>(reinterpret_cast<char*>(h) + g.handle_data_offset);
 }
 
+// True for Handle and TimerHandle: the only handles the loop queues are
+// the ones handle_new() made, of exactly these types.
+inline bool is_handle(PyObject* op) noexcept {
+    PyTypeObject* tp = Py_TYPE(op);
+    return tp == g.Handle || tp == g.TimerHandle;
+}
+
 // Creates a Handle or, for type g.TimerHandle, a TimerHandle (the caller sets
 // `when` and schedules it).
 // `context` may be null: the current context is copied, as asyncio does.

@@ -148,10 +148,12 @@ int run_once(CoreLoop* self) {
         return -1;
     }
     // Callbacks scheduled by these callbacks wait for the next iteration.
+    // The ring holds handles and, queued by their fd events, transports:
+    // the handle test comes first, as handles are the common case.
     for (size_t ntodo = s.ready.size(); ntodo > 0 && !s.ready.empty(); --ntodo) {
         Ref h = Ref::steal(s.ready.pop_front());
         int rc;
-        if (is_stream_transport(h.get())) {
+        if (!is_handle(h.get())) {
             rc = stream_run_io(h.get());
         } else if (handle_data(h.get())->cancelled) {
             continue;

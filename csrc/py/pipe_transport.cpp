@@ -17,12 +17,20 @@
 
 namespace cxxloop::py {
 
+namespace {
+
+// asyncio's debug-mode line when the other end of a pipe closes.
+int log_closed_by_peer(PyObject* t) {
+    if (!stream_loop(stream_data(t))->s.debug) return 0;
+    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "info", "sO", "%r was closed by peer", t));
+    return r ? 0 : -1;
+}
+
+}  // namespace
+
 int pipe_read_eof(PyObject* t) {
     StreamData* d = stream_data(t);
-    if (stream_loop(d)->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "info", "sO", "%r was closed by peer", t));
-        if (!r) return -1;
-    }
+    if (log_closed_by_peer(t) < 0) return -1;
     d->closing = true;
     d->conn_lost++;
     Ref eof_received = Ref::steal(PyObject_GetAttr(d->protocol, g.s_eof_received));
@@ -32,10 +40,7 @@ int pipe_read_eof(PyObject* t) {
 
 int pipe_peer_closed(PyObject* t) {
     StreamData* d = stream_data(t);
-    if (stream_loop(d)->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "info", "sO", "%r was closed by peer", t));
-        if (!r) return -1;
-    }
+    if (log_closed_by_peer(t) < 0) return -1;
     if (d->queue.empty()) return stream_force_close(t, Py_None);
     Ref exc = Ref::steal(PyObject_CallNoArgs(PyExc_BrokenPipeError));
     return exc ? stream_force_close(t, exc.get()) : -1;

@@ -32,6 +32,12 @@ int report_to_loop(PyObject* t, const char* message, PyObject* exc) {
     return r ? 0 : -1;
 }
 
+int report_raised_to_loop(PyObject* t, const char* message) {
+    if (must_propagate()) return -1;
+    Ref exc = Ref::steal(PyErr_GetRaisedException());
+    return report_to_loop(t, message, exc.get());
+}
+
 int stream_schedule(PyObject* t, uint32_t events) {
     StreamData* d = stream_data(t);
     d->pending |= events;

@@ -98,13 +98,6 @@ inline bool is_pipe(const StreamData* d) noexcept {
     return d->kind == TransportKind::read_pipe || d->kind == TransportKind::write_pipe;
 }
 
-// True for the four types built on StreamData.
-inline bool is_stream_transport(PyObject* op) noexcept {
-    PyTypeObject* tp = Py_TYPE(op);
-    return tp == g.StreamTransport || tp == g.ReadPipeTransport || tp == g.WritePipeTransport ||
-           tp == g.DatagramTransport;
-}
-
 // What get_write_buffer_size() reports and flow control compares with the
 // water marks.
 inline size_t write_buffer_size(const StreamData* d) noexcept {
@@ -166,6 +159,14 @@ int stream_schedule(PyObject* t, uint32_t events);
 bool must_propagate();
 // Calls loop.call_exception_handler with message/exception/transport/protocol.
 int report_to_loop(PyObject* t, const char* message, PyObject* exc);
+// For a raised exception from a protocol callback that does not end the
+// transport: -1 if it must unwind the loop, else it goes to the loop's
+// exception handler and 0 is returned.
+int report_raised_to_loop(PyObject* t, const char* message);
+// What write() and sendto() accept, as asyncio's transports check it.
+inline bool is_bytes_like(PyObject* data) {
+    return PyBytes_Check(data) || PyByteArray_Check(data) || PyMemoryView_Check(data);
+}
 
 // Read side (stream_read.cpp).
 int stream_read_ready(PyObject* t);

@@ -45,10 +45,7 @@ ssize_t send_one(const StreamData* d, const void* buf, size_t len) {
 // through the loop's handler, as asyncio's _FlowControlMixin does.
 int call_flow(PyObject* t, PyObject* method, const char* message) {
     Ref r = Ref::steal(PyObject_CallMethodNoArgs(stream_data(t)->protocol, method));
-    if (r) return 0;
-    if (must_propagate()) return -1;
-    Ref exc = Ref::steal(PyErr_GetRaisedException());
-    return report_to_loop(t, message, exc.get());
+    return r ? 0 : report_raised_to_loop(t, message);
 }
 
 }  // namespace
@@ -88,10 +85,6 @@ int enqueue(StreamData* d, Py_buffer* view, size_t offset) {
     Py_buffer owned;
     if (PyObject_GetBuffer(copy.get(), &owned, PyBUF_SIMPLE) < 0) return -1;
     return d->queue.push(&owned, 0);
-}
-
-bool is_bytes_like(PyObject* data) {
-    return PyBytes_Check(data) || PyByteArray_Check(data) || PyMemoryView_Check(data);
 }
 
 int check_can_write(StreamData* d, const char* method) {
