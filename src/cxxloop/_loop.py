@@ -4,10 +4,10 @@ Everything that runs per callback (scheduling, timers, the run loop, fd
 watches) is CoreLoop's, in C++. The rest comes from asyncio's own Unix
 selector loop, which is written against a handful of hooks CoreLoop
 provides (_add_reader/_add_writer/_remove_*, call_soon, call_later): its
-executors, exception handler, async generator shutdown, connection set-up,
-servers, pipes and datagram endpoints therefore behave exactly as asyncio's,
-driven by the C++ poller. Transports move to
-C++ where they are per-packet hot (see docs/streams.md). Only the pieces
+executors, exception handler, async generator shutdown, servers, and the
+set-up of connections, datagram endpoints and pipes therefore behave
+exactly as asyncio's, driven by the C++ poller. The transports themselves
+are C++ (see docs/streams.md and docs/datagrams_and_pipes.md). Only the pieces
 that touch the stdlib loop's own selector, or that differ between Python
 versions, are written here.
 """
