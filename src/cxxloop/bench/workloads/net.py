@@ -23,28 +23,31 @@ from .. import native
 from . import Workload
 
 HOST = "127.0.0.1"
-SERVER_CORE, LOAD_CORE = 0, 1
+# The cores this process may use, read once at import: the server pins
+# itself later, and a load generator forked after that must still be able
+# to pick another core.
+_CORES = sorted(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else []
+# Server and load generator each get a core of their own, when there are two.
+SERVER_CORE, LOAD_CORE = (_CORES[0], _CORES[1]) if len(_CORES) > 1 else (None, None)
 # Enough connections in flight to keep the server's core busy.
 CONNECTIONS = {64: 32, 1024: 32, 10 * 1024: 16, 100 * 1024: 8}
 HTTP_CONNECTIONS = 64
 READ_SIZE = 256 * 1024
 
 
-def _pin(core: int) -> None:
-    if hasattr(os, "sched_setaffinity") and core in os.sched_getaffinity(0):
+def _pin(core: int | None) -> None:
+    if core is not None:
         os.sched_setaffinity(0, {core})
 
 
-def _pinned(core: int) -> Callable[[], None] | None:
-    # Without a second core there is nothing to pin apart.
-    return (lambda: _pin(core)) if (os.cpu_count() or 1) > 1 else None
+def _pinned(core: int | None) -> Callable[[], None] | None:
+    return None if core is None else lambda: _pin(core)
 
 
 def _drive(loop: asyncio.AbstractEventLoop, cmd: list[str]) -> str:
     """Run the load generator `cmd` on its own core while `loop` serves;
     return what the generator printed."""
-    if (os.cpu_count() or 1) > 1:
-        _pin(SERVER_CORE)
+    _pin(SERVER_CORE)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_pinned(LOAD_CORE))
     output: list[str] = []
