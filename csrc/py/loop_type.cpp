@@ -7,6 +7,7 @@
 #include <new>
 #include <vector>
 
+#include "../core/heap_tuning.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
 #include "stream_transport.hpp"
@@ -49,6 +50,7 @@ PyObject* CoreLoop_new(PyTypeObject* type, PyObject*, PyObject*) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op.get());
     new (&self->s) LoopState();
     self->s.pid = getpid();
+    raise_heap_trim_threshold();
     self->s.poller = make_epoll_poller();
     if (!self->s.poller) return PyErr_SetFromErrno(PyExc_OSError);
     int err = self->s.wakeup.open();
