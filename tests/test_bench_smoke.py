@@ -1,6 +1,7 @@
 """The benchmark harness runs end to end. Speed is never asserted here."""
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -75,7 +76,7 @@ def test_unknown_workload_is_an_error():
 def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
     """One echo workload per server style and both HTTP workloads, briefly:
     every loop serves real load from the external generators, and echo
-    workloads also measure the plain C server."""
+    workloads and http_raw also measure the plain C server."""
     out = tmp_path / "results"
     names = ["echo_protocol_64", "echo_buffered_1k", "echo_streams_10k", "echo_sock_100k", "http_raw",
              "http_aiohttp"]
@@ -88,7 +89,7 @@ def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
     results = json.loads((out / "results.json").read_text())
     for name in names:
         runs = results["workloads"][name]["runs"]
-        expected = [*LOOPS, "ceiling"] if name.startswith("echo") else list(LOOPS)
+        expected = [*LOOPS, "ceiling"] if name != "http_aiohttp" else list(LOOPS)
         assert sorted(runs) == sorted(expected), name
         for loop, samples in runs.items():
             assert "error" not in samples[0], (name, loop, samples)
@@ -96,3 +97,20 @@ def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
             if loop != "ceiling":
                 assert loop in samples[0]["loop_class"].lower()
     assert "cxxloop/ceiling" in (out / "table.md").read_text()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin apart")
+def test_server_and_load_generator_get_a_core_each():
+    from cxxloop.bench.workloads import net
+
+    saved = os.sched_getaffinity(0)
+    loop = new_loop("cxxloop")
+    try:
+        out = net._drive(loop, [sys.executable, "-c", "import os; print(*os.sched_getaffinity(0))"])
+        server = os.sched_getaffinity(0)
+    finally:
+        loop.close()
+        os.sched_setaffinity(0, saved)
+    assert server == {net.SERVER_CORE}
+    assert {int(core) for core in out.split()} == {net.LOAD_CORE}
+    assert net.SERVER_CORE != net.LOAD_CORE

@@ -78,8 +78,9 @@ def table(results: dict) -> str:
             f"over the other loop's (> 1: {SUBJECT} faster); spread is the widest "
             f"half-range across rounds, relative to the median.")
     if ceilings:
-        note += (f" The {CEILING} column is the same echo served by a plain C epoll server "
-                 f"(no Python), the most any loop could reach.")
+        note += (f" The {CEILING} column is the same load served by a plain C epoll server "
+                 f"(no Python), the most any loop could reach; a loop at or above it means "
+                 f"the load generator, not the server, is the limit.")
     return "\n".join([line(header), rule, *(line(row) for row in rows), "", note])
 
 

@@ -1,6 +1,6 @@
 """The benchmark's C programs, shipped as source and compiled on first use:
 loadgen.c (the echo load generator) and echo_server.c (the C epoll echo
-server that serves as the ceiling)."""
+and HTTP server that serves as the ceiling)."""
 
 from __future__ import annotations
 

@@ -1,12 +1,16 @@
 /* A plain C epoll echo server: the ceiling the benchmark compares the
  * event loops' echo servers with.
  *
- *   echo_server
+ *   echo_server [http]
  *
  * Listens on an ephemeral loopback port, prints the port on one line, and
  * echoes every connection until it is killed. Level-triggered epoll, one
  * read and as many writes as the socket takes per event, as simple as an
  * echo server gets; no Python anywhere.
+ *
+ * With "http", it answers instead, like the benchmark's raw Protocol
+ * responder: one fixed keep-alive response for every request head (every
+ * "\r\n\r\n") read, all of a read's responses in one write.
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -22,12 +26,39 @@
 
 #define BUFSIZE (256 * 1024)
 
+static const char RESPONSE[] =
+    "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 13\r\n"
+    "Connection: keep-alive\r\n\r\nHello, World!";
+#define RESPONSE_LEN (sizeof RESPONSE - 1)
+
 struct conn {
     int fd;
-    size_t pending, offset;  /* echo bytes not yet written, from buf + offset */
+    size_t pending, offset;  /* bytes not yet written, from buf + offset */
     unsigned watching;       /* EPOLLIN or EPOLLOUT: what epoll reports */
+    unsigned matched;        /* http: how much of "\r\n\r\n" the input ends with */
     char buf[BUFSIZE];
 };
+
+/* http: replaces the n request bytes in c->buf with the responses they ask
+ * for, and returns the responses' length. A read of BUFSIZE bytes holds at
+ * most BUFSIZE / 4 request heads; past what fits in the buffer, the
+ * responses are dropped, which wrk reports as a timeout, so it never goes
+ * unnoticed. */
+static size_t answer(struct conn *c, size_t n) {
+    static const char END[] = "\r\n\r\n";
+    size_t heads = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = c->buf[i];
+        c->matched = ch == END[c->matched] ? c->matched + 1 : (ch == '\r' ? 1 : 0);
+        if (c->matched == 4) {
+            heads++;
+            c->matched = 0;
+        }
+    }
+    if (heads > BUFSIZE / RESPONSE_LEN) heads = BUFSIZE / RESPONSE_LEN;
+    for (size_t i = 0; i < heads; i++) memcpy(c->buf + i * RESPONSE_LEN, RESPONSE, RESPONSE_LEN);
+    return heads * RESPONSE_LEN;
+}
 
 static void die(const char *what) {
     perror(what);
@@ -44,7 +75,8 @@ static void drop(struct conn *c) {
     free(c);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    int http = argc > 1 && strcmp(argv[1], "http") == 0;
     int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (lfd < 0) die("socket");
     int one = 1;
@@ -74,6 +106,7 @@ int main(void) {
                     if (!nc) die("malloc");
                     nc->fd = fd;
                     nc->pending = nc->offset = 0;
+                    nc->matched = 0;
                     nc->watching = EPOLLIN;
                     watch(ep, EPOLL_CTL_ADD, nc, EPOLLIN);
                 }
@@ -86,7 +119,7 @@ int main(void) {
                     continue;
                 }
                 if (r < 0) continue;
-                c->pending = (size_t)r;
+                c->pending = http ? answer(c, (size_t)r) : (size_t)r;
                 c->offset = 0;
             }
             while (c->pending) {

@@ -5,8 +5,9 @@ Each workload's size is its duration in milliseconds. The server runs on
 the measured loop in the benchmark's child process, pinned to core 0; the
 load generator (native/loadgen.c for echo, wrk for HTTP) runs pinned to
 core 1 and reports what it completed and in how long; the loop runs until
-the generator exits. Echo workloads also measure a plain C epoll echo
-server (native/echo_server.c) the same way: the ceiling.
+the generator exits. Echo workloads and http_raw also measure a plain C
+epoll server (native/echo_server.c, answering HTTP for http_raw) under the
+same load: the ceiling.
 """
 
 from __future__ import annotations
@@ -156,13 +157,18 @@ SERVERS = {
 }
 
 
+def _loadgen(size: int) -> Callable[[int, int], list[str]]:
+    """The echo load generator's command line for a port and a duration."""
+    return lambda port, millis: [str(native.binary("loadgen")), HOST, str(port), str(CONNECTIONS[size]),
+                                 str(size), str(millis)]
+
+
 def _echo_run(style: str, size: int) -> Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]]:
     def run(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
         server = loop.run_until_complete(SERVERS[style]())
         port = server.sockets[0].getsockname()[1]
         try:
-            out = _drive(loop, [str(native.binary("loadgen")), HOST, str(port), str(CONNECTIONS[size]),
-                                str(size), str(millis)])
+            out = _drive(loop, _loadgen(size)(port, millis))
         finally:
             server.close()
             loop.run_until_complete(server.wait_closed())
@@ -171,20 +177,21 @@ def _echo_run(style: str, size: int) -> Callable[[asyncio.AbstractEventLoop, int
     return run
 
 
-def _echo_ceiling(size: int) -> Callable[[int], tuple[int, float]]:
+def _c_server_ceiling(mode: list[str], load: Callable[[int, int], list[str]],
+                      result: Callable[[str], tuple[int, float]]) -> Callable[[int], tuple[int, float]]:
+    """The same load against native/echo_server.c (in `mode`) instead of a loop."""
     def ceiling(millis: int) -> tuple[int, float]:
-        server = subprocess.Popen([str(native.binary("echo_server"))], stdout=subprocess.PIPE, text=True,
+        server = subprocess.Popen([str(native.binary("echo_server")), *mode], stdout=subprocess.PIPE, text=True,
                                   preexec_fn=_pinned(SERVER_CORE))
         try:
-            port = server.stdout.readline().strip()
-            load = subprocess.run([str(native.binary("loadgen")), HOST, port, str(CONNECTIONS[size]), str(size),
-                                   str(millis)], capture_output=True, text=True, check=True,
-                                  preexec_fn=_pinned(LOAD_CORE))
+            port = int(server.stdout.readline())
+            out = subprocess.run(load(port, millis), capture_output=True, text=True, check=True,
+                                 preexec_fn=_pinned(LOAD_CORE))
         finally:
             server.kill()
             server.wait()
             server.stdout.close()
-        return _loadgen_result(load.stdout)
+        return result(out.stdout)
 
     return ceiling
 
@@ -233,14 +240,21 @@ async def _serve_aiohttp():
     return runner
 
 
-def _wrk(loop: asyncio.AbstractEventLoop, port: int, millis: int) -> tuple[int, float]:
+def _wrk_command(port: int, millis: int) -> list[str]:
     seconds = max(1, round(millis / 1000))
-    out = _drive(loop, ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", f"http://{HOST}:{port}/"])
+    return ["wrk", "-t1", f"-c{HTTP_CONNECTIONS}", f"-d{seconds}s", f"http://{HOST}:{port}/"]
+
+
+def _wrk_result(out: str) -> tuple[int, float]:
     match = re.search(r"(\d+) requests in ([\d.]+)(m?s)", out)
     if not match or "Non-2xx" in out or "Socket errors" in out:
         raise RuntimeError(f"wrk reported errors or nothing:\n{out}")
     elapsed = float(match[2]) / (1000 if match[3] == "ms" else 1)
     return int(match[1]), elapsed
+
+
+def _wrk(loop: asyncio.AbstractEventLoop, port: int, millis: int) -> tuple[int, float]:
+    return _wrk_result(_drive(loop, _wrk_command(port, millis)))
 
 
 def _http_raw(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
@@ -290,7 +304,7 @@ WORKLOADS = [
                     "connections from the C load generator on another core",
         run=_echo_run(style, size),
         unavailable=_no_compiler,
-        ceiling=_echo_ceiling(size),
+        ceiling=_c_server_ceiling([], _loadgen(size), _loadgen_result),
     )
     for style in STYLE_DESCRIPTIONS
     for label, size in SIZES.items()
@@ -302,7 +316,8 @@ WORKLOADS = [
         quick_size=1000,
         description=f"raw asyncio.Protocol HTTP/1.1 keep-alive responder under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_raw,
-        unavailable=_no_wrk,
+        unavailable=lambda: _no_wrk() or _no_compiler(),
+        ceiling=_c_server_ceiling(["http"], _wrk_command, _wrk_result),
     ),
     Workload(
         name="http_aiohttp",
