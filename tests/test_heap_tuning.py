@@ -41,7 +41,10 @@ PROBE = textwrap.dedent("""
 
 def mmapped_blocks(mode: str, **env: str) -> int:
     """How many mmapped blocks a 512 KiB malloc made in a fresh process."""
-    out = subprocess.run([sys.executable, "-c", PROBE, mode], env={**os.environ, **env},
+    # Without any malloc setting inherited: importing dask.distributed, as
+    # another test does, sets MALLOC_TRIM_THRESHOLD_ in os.environ.
+    inherited = {k: v for k, v in os.environ.items() if not k.startswith(("MALLOC_", "GLIBC_TUNABLES"))}
+    out = subprocess.run([sys.executable, "-c", PROBE, mode], env={**inherited, **env},
                          capture_output=True, text=True, check=True)
     return int(out.stdout)
 

@@ -68,6 +68,7 @@ int init_globals() {
         {&g.s_name, "name"},
         {&g.s_debug, "debug"},
         {&g.s_message, "message"},
+        {&g.s_generation, "generation"},
         {&g.s_exception, "exception"},
         {&g.s_handle, "handle"},
         {&g.s_source_traceback, "_source_traceback"},

@@ -55,6 +55,7 @@ struct Globals {
     PyObject* s_name;
     PyObject* s_debug;
     PyObject* s_message;
+    PyObject* s_generation;
     PyObject* s_exception;
     PyObject* s_handle;
     PyObject* s_source_traceback;

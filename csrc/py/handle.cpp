@@ -64,6 +64,25 @@ PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyO
     return self.release();
 }
 
+PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* context) {
+    PyObject* h = handle_new(g.Handle, loop, callback, args, nargs, context);
+    if (h) PyObject_GC_UnTrack(h);
+    return h;
+}
+
+int handle_traverse(PyObject* self, visitproc visit, void* arg) {
+    HandleData* d = handle_data(self);
+    Py_VISIT(Py_TYPE(self));
+    Py_VISIT(d->callback);
+    Py_VISIT(d->args);
+    Py_VISIT(d->context);
+    Py_VISIT(d->loop);
+    Py_VISIT(d->source_traceback);
+    Py_VISIT(d->repr);
+    return 0;
+}
+
 namespace {
 
 // Builds asyncio's exception-handler context for a failed callback and
@@ -167,18 +186,6 @@ PyObject* TimerHandle_when(PyObject* self, PyObject*) {
     return PyFloat_FromDouble(handle_data(self)->when);
 }
 
-int Handle_traverse(PyObject* self, visitproc visit, void* arg) {
-    HandleData* d = handle_data(self);
-    Py_VISIT(Py_TYPE(self));
-    Py_VISIT(d->callback);
-    Py_VISIT(d->args);
-    Py_VISIT(d->context);
-    Py_VISIT(d->loop);
-    Py_VISIT(d->source_traceback);
-    Py_VISIT(d->repr);
-    return 0;
-}
-
 int Handle_clear(PyObject* self) {
     HandleData* d = handle_data(self);
     Py_CLEAR(d->callback);
@@ -269,7 +276,7 @@ PyTypeObject* make_type(PyObject* module, const char* name, PyObject* base, PyMe
                         PyGetSetDef* getsets) {
     PyType_Slot slots[] = {
         {Py_tp_dealloc, reinterpret_cast<void*>(Handle_dealloc)},
-        {Py_tp_traverse, reinterpret_cast<void*>(Handle_traverse)},
+        {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(Handle_clear)},
         {Py_tp_methods, methods},
         {Py_tp_getset, getsets},

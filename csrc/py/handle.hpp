@@ -43,6 +43,32 @@ inline bool is_handle(PyObject* op) noexcept {
 PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
                      Py_ssize_t nargs, PyObject* context);
 
+// A Handle for the ready queue (call_soon and the transports' callbacks),
+// made untracked by the GC. Most are held by the queue alone until they
+// run, and a gather of 100,000 tasks keeps 100,000 of them queued: every
+// full collection would traverse them all. While untracked, the loop's
+// tp_traverse visits what such a handle holds, if the queue's reference is
+// its only one (so a cycle through an abandoned loop is still found), and
+// release_ready() gives it back to the GC if anyone else holds it when it
+// leaves the queue (ready_gc.cpp does the same before a full collection).
+PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
+                          PyObject* context);
+
+// Gives an untracked ready entry back to the GC if anyone besides the
+// queue holds it.
+inline void track_if_shared(PyObject* entry) {
+    if (Py_REFCNT(entry) > 1 && !PyObject_GC_IsTracked(entry)) PyObject_GC_Track(entry);
+}
+
+// Drops the ready queue's reference to an entry (a handle or a transport).
+inline void release_ready(PyObject* entry) {
+    track_if_shared(entry);
+    Py_DECREF(entry);
+}
+
+// tp_traverse of both handle types.
+int handle_traverse(PyObject* self, visitproc visit, void* arg);
+
 // Runs the callback in its context. An exception other than SystemExit or
 // KeyboardInterrupt goes to the loop's exception handler and 0 is returned;
 // those two (or a failure of the handler itself) return -1 to unwind the loop.

@@ -103,6 +103,12 @@ extern PyMethodDef loop_fd_methods[];
 extern PyMethodDef loop_stream_methods[];
 extern PyMethodDef loop_sock_methods[];
 
+// ready_gc.cpp: the loops a full collection checks for shared untracked
+// handles, and the gc.callbacks hook that does it.
+int register_live_loop(CoreLoop* loop);  // -1 with MemoryError
+void unregister_live_loop(CoreLoop* loop);
+int init_ready_gc();
+
 int init_run_until_complete_cb();
 int init_loop_type(PyObject* module);
 

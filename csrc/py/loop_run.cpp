@@ -151,15 +151,14 @@ int run_once(CoreLoop* self) {
     // The ring holds handles and, queued by their fd events, transports:
     // the handle test comes first, as handles are the common case.
     for (size_t ntodo = s.ready.size(); ntodo > 0 && !s.ready.empty(); --ntodo) {
-        Ref h = Ref::steal(s.ready.pop_front());
-        int rc;
-        if (!is_handle(h.get())) {
-            rc = stream_run_io(h.get());
-        } else if (handle_data(h.get())->cancelled) {
-            continue;
-        } else {
-            rc = s.debug ? run_handle_debug(self, h.get()) : handle_run(h.get());
+        PyObject* h = s.ready.pop_front();
+        int rc = 0;
+        if (!is_handle(h)) {
+            rc = stream_run_io(h);
+        } else if (!handle_data(h)->cancelled) {
+            rc = s.debug ? run_handle_debug(self, h) : handle_run(h);
         }
+        release_ready(h);
         if (rc < 0) return -1;
     }
     return 0;

@@ -105,7 +105,7 @@ PyObject* call_soon(PyObject* op, PyObject* const* args, size_t nargsf, PyObject
         check_callback(self, args[0], "call_soon") < 0) {
         return nullptr;
     }
-    Ref h = Ref::steal(handle_new(g.Handle, self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(soon_handle_new(self, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     return h.release();
 }
@@ -118,7 +118,7 @@ PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargs
         check_callback(self, args[0], "call_soon_threadsafe") < 0) {
         return nullptr;
     }
-    Ref h = Ref::steal(handle_new(g.Handle, self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(soon_handle_new(self, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     self->s.wakeup.signal();
     return h.release();

@@ -28,7 +28,7 @@ void clear_queues(CoreLoop* self) {
         timers.push_back(h);
     });
     s.timer_cancelled_count = 0;
-    while (!ready.empty()) Py_DECREF(ready.pop_front());
+    while (!ready.empty()) release_ready(ready.pop_front());
     for (PyObject* h : timers) Py_DECREF(h);
     for (FdWatch& w : fds) {
         Py_XDECREF(w.reader);
@@ -59,13 +59,23 @@ PyObject* CoreLoop_new(PyTypeObject* type, PyObject*, PyObject*) {
         errno = -err;
         return PyErr_SetFromErrno(PyExc_OSError);
     }
+    if (register_live_loop(self) < 0) return nullptr;
     return op.release();
 }
 
 int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
     LoopState& s = reinterpret_cast<CoreLoop*>(op)->s;
     Py_VISIT(Py_TYPE(op));
-    for (size_t i = 0; i < s.ready.size(); ++i) Py_VISIT(s.ready[i]);
+    for (size_t i = 0; i < s.ready.size(); ++i) {
+        PyObject* entry = s.ready[i];
+        if (PyObject_GC_IsTracked(entry)) {
+            Py_VISIT(entry);
+        } else if (Py_REFCNT(entry) == 1) {
+            // An untracked handle only the queue holds (see soon_handle_new):
+            // what it holds, the loop holds.
+            if (int rc = handle_traverse(entry, visit, arg)) return rc;
+        }
+    }
     int rc = 0;
     s.timers.for_each([&](PyObject* h) {
         if (rc == 0 && h) rc = visit(h, arg);
@@ -94,6 +104,7 @@ int CoreLoop_clear(PyObject* op) {
 void CoreLoop_dealloc(PyObject* op) {
     PyTypeObject* tp = Py_TYPE(op);
     PyObject_GC_UnTrack(op);
+    unregister_live_loop(reinterpret_cast<CoreLoop*>(op));
     CoreLoop_clear(op);
     reinterpret_cast<CoreLoop*>(op)->s.~LoopState();  // closes the poller and eventfd
     tp->tp_free(op);

@@ -27,7 +27,8 @@ PyMODINIT_FUNC PyInit__core() {
     if (init_globals() < 0 || init_handle_types(module.get()) < 0 || init_run_until_complete_cb() < 0 ||
         init_loop_type(module.get()) < 0 || init_stream_transport_type(module.get()) < 0 ||
         init_acceptor_type(module.get()) < 0 || init_pipe_transport_types(module.get()) < 0 ||
-        init_datagram_transport_type(module.get()) < 0 || init_sock_op_type(module.get()) < 0) {
+        init_datagram_transport_type(module.get()) < 0 || init_sock_op_type(module.get()) < 0 ||
+        init_ready_gc() < 0) {
         return nullptr;
     }
     return module.release();

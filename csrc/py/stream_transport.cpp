@@ -75,7 +75,7 @@ int stream_run_io(PyObject* t) {
 int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, size_t nargs) {
     CoreLoop* loop = stream_loop(stream_data(t));
     if (check_closed(loop) < 0) return -1;
-    Ref h = Ref::steal(handle_new(g.Handle, loop, callback, args, Py_ssize_t(nargs), nullptr));
+    Ref h = Ref::steal(soon_handle_new(loop, callback, args, Py_ssize_t(nargs), nullptr));
     return h ? push_ready(loop, h.get()) : -1;
 }
 
