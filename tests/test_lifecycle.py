@@ -3,6 +3,8 @@
 import asyncio
 import gc
 import os
+import subprocess
+import sys
 import threading
 import warnings
 
@@ -190,6 +192,18 @@ def test_unclosed_loop_warns_resource_warning():
         del loop
         gc.collect()
     assert any(issubclass(w.category, ResourceWarning) and "unclosed event loop" in str(w.message) for w in caught)
+
+
+def test_a_loop_left_open_at_interpreter_exit_closes_quietly():
+    # Its __del__ then runs while modules are being torn down: close() must
+    # not need a module global that is already gone.
+    script = ("import asyncio, cxxloop\n"
+              "loop = cxxloop.new_event_loop()\n"
+              "asyncio.set_event_loop(loop)\n"
+              "loop.run_until_complete(asyncio.sleep(0))\n")
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0
+    assert "Exception ignored" not in proc.stderr, proc.stderr
 
 
 def test_run_in_thread(loop):

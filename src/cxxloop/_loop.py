@@ -57,7 +57,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, unix_events._UnixSelect
     def close(self) -> None:
         if not self.is_running():
             self._close_signal_handlers()
-        _core.CoreLoop.close(self)
+        super().close()
         self._close_child_watches()
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
