@@ -14,9 +14,9 @@
 
 namespace cxxloop {
 
-// Called when a loop is made; only the first call does anything. A no-op outside glibc, and when the
-// process set any malloc threshold itself (environment or mallopt), which
-// turns glibc's dynamic adjustment off.
+// Called when a loop is made; only the first call does anything. A no-op
+// outside glibc, and when the process set any malloc threshold itself
+// (environment or mallopt), which turns glibc's dynamic adjustment off.
 void raise_heap_trim_threshold() noexcept;
 
 }  // namespace cxxloop
