@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import errno
+import fcntl
 import gc
 import os
 import socket
@@ -55,6 +56,33 @@ def test_read_pipe_reads_until_eof_then_loses_the_connection():
     before = open_fds()
     assert agree(main) == (["made", "data", "eof", ("lost", None)], True)
     assert open_fds() == before
+
+
+def test_large_reads_are_capped_in_order_then_small_reads_follow():
+    # A large read switches cxxloop's transport to reads sized by FIONREAD
+    # (read_large); with more than 256 KiB waiting, they stop at 256 KiB,
+    # as asyncio's reads do, and a small read afterwards works as before.
+    big = bytes(range(256)) * (600 * 1024 // 256)
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        rf, wf = pipe_files()
+        fcntl.fcntl(wf.fileno(), fcntl.F_SETPIPE_SZ, 1024 * 1024)
+        wf.write(big)  # all of it waits in the pipe before the first read
+        chunks = []
+        proto = Recorder()
+        proto.data_received = lambda data: chunks.append(data)
+        await loop.connect_read_pipe(lambda: proto, rf)
+        while sum(map(len, chunks)) < len(big):
+            await asyncio.sleep(0.001)
+        wf.write(b"tail")
+        while len(chunks) < 4 or chunks[-1] != b"tail":
+            await asyncio.sleep(0.001)
+        wf.close()
+        await proto.lost
+        return [len(c) for c in chunks], b"".join(chunks) == big + b"tail"
+
+    assert agree(main) == ([256 * 1024, 256 * 1024, 88 * 1024, 4], True)
 
 
 def test_read_pipe_close_pause_and_resume():

@@ -85,6 +85,7 @@ struct StreamData {
     bool protocol_paused;   // pause_writing() called, resume_writing() not yet
     bool queued;            // on the loop's ready ring
     bool peer_watch;        // write pipe: readable means the reader is gone
+    bool large_reads;       // the last read was large (see read_to_bytes)
     TransportKind kind;
 };
 
