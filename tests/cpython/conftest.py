@@ -3,6 +3,7 @@ prints the pass count."""
 
 import asyncio
 import collections
+import signal
 
 import pytest
 
@@ -32,6 +33,24 @@ if test_utils is not None:
         return loop
 
     test_utils.TestCase.new_test_loop = _new_test_loop
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _python_sigint_handler():
+    # CPython's tests expect the SIGINT handler Python installs at startup:
+    # test_runners interrupts itself with _thread.interrupt_main(), which
+    # does nothing if SIGINT is ignored, and then waits forever (on a loop
+    # with a mocked selector that records every call, so it also eats
+    # memory). SIGINT is ignored whenever the suite is started in the
+    # background by a shell without job control, e.g. `(make test &)`.
+    if signal.getsignal(signal.SIGINT) is not signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 @pytest.fixture(autouse=True)
