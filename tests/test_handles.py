@@ -180,6 +180,66 @@ def test_an_abandoned_loop_is_collected_even_if_a_queued_handle_is_held_elsewher
     assert set(os.listdir("/proc/self/fd")) == before
 
 
+def _tracked_task_steps():
+    # CPython's Task schedules each step with a TaskStepMethWrapper, a type
+    # it does not export.
+    return sum(type(o).__name__ == "TaskStepMethWrapper" for o in gc.get_objects())
+
+
+class _StepSpy(cxxloop.Loop):
+    """Keeps every callback scheduled with call_soon: the way to get hold
+    of a Task's step from Python."""
+
+    def __init__(self):
+        super().__init__()
+        self.callbacks = []
+
+    def call_soon(self, callback, *args, context=None):
+        self.callbacks.append(callback)
+        return super().call_soon(callback, *args, context=context)
+
+
+@pytest.mark.parametrize("new_loop", [asyncio.new_event_loop, cxxloop.new_event_loop], ids=["asyncio", "cxxloop"])
+def test_a_queued_task_step_is_not_tracked_by_the_gc(new_loop):
+    lp = new_loop()
+    try:
+        before = _tracked_task_steps()
+        tasks = [lp.create_task(asyncio.sleep(0)) for _ in range(3)]
+        queued = _tracked_task_steps() - before
+        lp.run_until_complete(asyncio.gather(*tasks))
+    finally:
+        lp.close()
+    # asyncio's loop is here to show the steps exist and are counted.
+    assert queued == (0 if new_loop is cxxloop.new_event_loop else 3)
+
+
+def test_a_task_step_still_held_after_it_ran_is_tracked_again():
+    lp = _StepSpy()
+    try:
+        lp.run_until_complete(asyncio.sleep(0))
+        steps = [cb for cb in lp.callbacks if type(cb).__name__ == "TaskStepMethWrapper"]
+        assert steps and all(gc.is_tracked(step) for step in steps)
+    finally:
+        lp.close()
+
+
+def test_an_abandoned_loop_is_collected_even_if_a_queued_task_step_is_held_elsewhere():
+    # loop -> callbacks list -> step -> task -> loop: the step is held by
+    # the list as well as by its handle, so the loop's traverse does not
+    # look inside it; a full collection tracks such steps first.
+    before = set(os.listdir("/proc/self/fd"))
+    lp = _StepSpy()
+    ref = weakref.ref(lp)
+    lp.create_task(asyncio.sleep(0))
+    assert any(type(cb).__name__ == "TaskStepMethWrapper" for cb in lp.callbacks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        del lp
+        gc.collect()
+    assert ref() is None
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 def test_handles_cannot_be_instantiated_directly(loop):
     h = loop.call_soon(print)
     with pytest.raises(TypeError):

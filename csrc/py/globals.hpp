@@ -26,6 +26,7 @@ struct Globals {
     // asyncio objects.
     PyObject* Future;                  // asyncio.Future
     PyObject* Task;                    // asyncio.Task
+    PyTypeObject* task_step_type;      // _asyncio's TaskStepMethWrapper, once seen (handle.cpp)
     PyObject* set_running_loop;        // asyncio.events._set_running_loop
     PyObject* get_running_loop;        // asyncio.events._get_running_loop
     PyObject* iscoroutine;             // asyncio.coroutines.iscoroutine

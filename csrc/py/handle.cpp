@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstddef>
+#include <cstring>
 
 #include "loop.hpp"
 
@@ -39,6 +40,34 @@ PyObject* alloc_handle(PyTypeObject* type) {
     return op;
 }
 
+// Drops the handle's callback, first giving it back to the GC if
+// soon_handle_new took it out and it outlives the handle's reference.
+void drop_callback(HandleData* d) {
+    track_callback(d, false);
+    d->callback_untracked = false;
+    Py_CLEAR(d->callback);
+}
+
+// True for the callable a CPython Task schedules its next step with. The
+// type is not exported, so it is recognised by name the first time
+// ("TaskStepMethWrapper" up to 3.11, "_asyncio.TaskStepMethWrapper" from
+// 3.12) and by identity after that; it is a C type that cannot be
+// subclassed, which a Python class of the same name is not. Only this
+// foreign type is untracked: its tp_dealloc calls PyObject_GC_UnTrack,
+// which accepts an untracked object, where some of CPython's own types
+// (instance methods, for one) unlink unconditionally and would crash.
+bool is_task_step(PyObject* callback) {
+    PyTypeObject* tp = Py_TYPE(callback);
+    if (tp == g.task_step_type) return true;
+    if (g.task_step_type || (tp->tp_flags & Py_TPFLAGS_BASETYPE) || !(tp->tp_flags & Py_TPFLAGS_HAVE_GC) ||
+        (std::strcmp(tp->tp_name, "_asyncio.TaskStepMethWrapper") != 0 &&
+         std::strcmp(tp->tp_name, "TaskStepMethWrapper") != 0)) {
+        return false;
+    }
+    g.task_step_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(tp));
+    return true;
+}
+
 }  // namespace
 
 PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
@@ -67,14 +96,25 @@ PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyO
 PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* context) {
     PyObject* h = handle_new(g.Handle, loop, callback, args, nargs, context);
-    if (h) PyObject_GC_UnTrack(h);
+    if (!h) return nullptr;
+    PyObject_GC_UnTrack(h);
+    if (is_task_step(callback) && PyObject_GC_IsTracked(callback)) {
+        PyObject_GC_UnTrack(callback);
+        handle_data(h)->callback_untracked = true;
+    }
     return h;
 }
 
 int handle_traverse(PyObject* self, visitproc visit, void* arg) {
     HandleData* d = handle_data(self);
     Py_VISIT(Py_TYPE(self));
-    Py_VISIT(d->callback);
+    if (d->callback_untracked && Py_REFCNT(d->callback) == 1) {
+        // A step only this (untracked, queued) handle holds: what it
+        // holds, the handle holds.
+        if (int rc = Py_TYPE(d->callback)->tp_traverse(d->callback, visit, arg)) return rc;
+    } else {
+        Py_VISIT(d->callback);
+    }
     Py_VISIT(d->args);
     Py_VISIT(d->context);
     Py_VISIT(d->loop);
@@ -158,7 +198,7 @@ void handle_cancel(PyObject* self) {
             PyErr_WriteUnraisable(self);
         }
     }
-    Py_CLEAR(d->callback);
+    drop_callback(d);
     Py_CLEAR(d->args);
 }
 
@@ -188,7 +228,7 @@ PyObject* TimerHandle_when(PyObject* self, PyObject*) {
 
 int Handle_clear(PyObject* self) {
     HandleData* d = handle_data(self);
-    Py_CLEAR(d->callback);
+    drop_callback(d);
     Py_CLEAR(d->args);
     Py_CLEAR(d->context);
     Py_CLEAR(d->loop);

@@ -23,6 +23,7 @@ struct HandleData {
     double when;                 // TimerHandle only
     bool cancelled;
     bool scheduled;              // TimerHandle only: still in the loop's heap
+    bool callback_untracked;     // soon_handle_new took the callback out of the GC
 };
 
 inline HandleData* handle_data(PyObject* h) noexcept {
@@ -44,20 +45,39 @@ PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyO
                      Py_ssize_t nargs, PyObject* context);
 
 // A Handle for the ready queue (call_soon and the transports' callbacks),
-// made untracked by the GC. Most are held by the queue alone until they
-// run, and a gather of 100,000 tasks keeps 100,000 of them queued: every
-// full collection would traverse them all. While untracked, the loop's
-// tp_traverse visits what such a handle holds, if the queue's reference is
-// its only one (so a cycle through an abandoned loop is still found), and
-// release_ready() gives it back to the GC if anyone else holds it when it
-// leaves the queue (ready_gc.cpp does the same before a full collection).
+// made untracked by the GC, and so is its callback if it is a Task's step
+// (CPython's TaskStepMethWrapper, made for this one call_soon). Most are
+// held by the queue alone until they run, and a gather of 100,000 tasks
+// keeps 100,000 of each queued: every young collection would move them to
+// an older generation and every full collection would traverse them all.
+//
+// While untracked, the loop's tp_traverse visits what such a handle (and
+// its step) holds, if the queue's reference is its only one, so a cycle
+// through an abandoned loop is still found. Whatever in an entry someone
+// else holds goes back to the GC when the entry leaves the queue
+// (release_ready) and before every full collection (ready_gc.cpp).
 PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* context);
 
+// Gives the callback soon_handle_new took out of the GC back to it: if
+// `always` (its handle is going back to the GC), else only if anyone
+// besides the handle holds it.
+inline void track_callback(HandleData* d, bool always) {
+    if (!d->callback_untracked || (!always && Py_REFCNT(d->callback) == 1)) return;
+    d->callback_untracked = false;
+    if (!PyObject_GC_IsTracked(d->callback)) PyObject_GC_Track(d->callback);
+}
+
 // Gives an untracked ready entry back to the GC if anyone besides the
-// queue holds it.
+// queue holds it, and its step callback if anyone besides the entry does.
 inline void track_if_shared(PyObject* entry) {
-    if (Py_REFCNT(entry) > 1 && !PyObject_GC_IsTracked(entry)) PyObject_GC_Track(entry);
+    bool handle = is_handle(entry);
+    if (Py_REFCNT(entry) == 1) {
+        if (handle) track_callback(handle_data(entry), false);
+    } else if (!PyObject_GC_IsTracked(entry)) {
+        PyObject_GC_Track(entry);
+        if (handle) track_callback(handle_data(entry), true);
+    }
 }
 
 // Drops the ready queue's reference to an entry (a handle or a transport).
@@ -66,7 +86,8 @@ inline void release_ready(PyObject* entry) {
     Py_DECREF(entry);
 }
 
-// tp_traverse of both handle types.
+// tp_traverse of both handle types. The loop also calls it for the
+// untracked handles only its queue holds.
 int handle_traverse(PyObject* self, visitproc visit, void* arg);
 
 // Runs the callback in its context. An exception other than SystemExit or

@@ -1,11 +1,13 @@
-// The full-collection hook for untracked ready handles (see soon_handle_new).
+// The full-collection hook for untracked ready handles and task steps (see
+// soon_handle_new).
 //
-// An untracked handle that someone besides the queue holds is invisible to
-// the GC: nothing reports what it holds. While its loop is alive that is
-// harmless (the loop keeps it alive anyway), but a loop dropped without
-// close() could then sit in a cycle the GC never finds, with its epoll fd
-// and eventfd. So before every full collection, such handles of every live
-// loop are tracked again; young collections do not pay for the walk.
+// An untracked handle (or step) that someone besides the queue (or its
+// handle) holds is invisible to the GC: nothing reports what it holds.
+// While its loop is alive that is harmless (the loop keeps it alive
+// anyway), but a loop dropped without close() could then sit in a cycle
+// the GC never finds, with its epoll fd and eventfd. So before every full
+// collection, such handles and steps of every live loop are tracked again;
+// young collections do not pay for the walk.
 #include <algorithm>
 #include <new>
 #include <vector>
