@@ -34,7 +34,9 @@ test-asan:
 	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
 	ldd .venv-asan/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
-	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS)
+	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
+	@# log: pytest's default captures it into a file that the abort discards.
+	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider --capture=sys $(PYTEST_ARGS)
 
 clean:
 	rm -rf build .venv-* .pytest_cache
