@@ -139,45 +139,49 @@ def test_a_handle_still_held_after_it_ran_is_tracked_again(loop):
     assert ref() is None
 
 
+def _assert_abandoned_loop_is_freed(abandon):
+    """abandon() makes a loop, leaves it in a reference cycle and returns a
+    weak reference to it: one full collection must free the loop, and with
+    it its epoll fd and eventfd."""
+    before = set(os.listdir("/proc/self/fd"))
+    with warnings.catch_warnings():
+        # The unclosed loop and never-started coroutines warn, as on asyncio.
+        warnings.simplefilter("ignore")
+        ref = abandon()
+        gc.collect()
+    assert ref() is None
+    assert set(os.listdir("/proc/self/fd")) == before
+
+
 def test_an_abandoned_loop_with_queued_task_steps_is_collected():
     # The queue holds the only reference to each step's handle, and the
     # handle leads back to the loop through the task: the loop's traverse
     # must report what the untracked handles hold, or this cycle (and the
     # loop's epoll and eventfd) would never be freed.
-    before = set(os.listdir("/proc/self/fd"))
-    loop = cxxloop.new_event_loop()
-    ref = weakref.ref(loop)
-    for _ in range(3):
-        loop.create_task(asyncio.sleep(0))
-    with warnings.catch_warnings():
-        # The unclosed loop and the never-started coroutines warn, as on asyncio.
-        warnings.simplefilter("ignore")
-        del loop
-        gc.collect()
-    assert ref() is None
-    assert set(os.listdir("/proc/self/fd")) == before
+    def abandon():
+        loop = cxxloop.new_event_loop()
+        for _ in range(3):
+            loop.create_task(asyncio.sleep(0))
+        return weakref.ref(loop)
+
+    _assert_abandoned_loop_is_freed(abandon)
 
 
 def test_an_abandoned_loop_is_collected_even_if_a_queued_handle_is_held_elsewhere():
     # A held handle's contents are not the loop's alone, so the loop's
     # traverse skips them; a full collection tracks such handles first.
-    before = set(os.listdir("/proc/self/fd"))
-    loop = cxxloop.new_event_loop()
-    ref = weakref.ref(loop)
-    fut = loop.create_future()
-
     class Holder:
         pass
 
-    holder = Holder()
-    holder.handle = loop.call_soon(fut.set_result, holder)
-    fut.holder = holder  # holder -> handle -> fut -> holder, and fut -> loop
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        del loop, fut, holder
-        gc.collect()
-    assert ref() is None
-    assert set(os.listdir("/proc/self/fd")) == before
+    def abandon():
+        loop = cxxloop.new_event_loop()
+        fut = loop.create_future()
+        holder = Holder()
+        holder.handle = loop.call_soon(fut.set_result, holder)
+        fut.holder = holder  # holder -> handle -> fut -> holder, and fut -> loop
+        return weakref.ref(loop)
+
+    _assert_abandoned_loop_is_freed(abandon)
 
 
 def _tracked_task_steps():
@@ -227,17 +231,13 @@ def test_an_abandoned_loop_is_collected_even_if_a_queued_task_step_is_held_elsew
     # loop -> callbacks list -> step -> task -> loop: the step is held by
     # the list as well as by its handle, so the loop's traverse does not
     # look inside it; a full collection tracks such steps first.
-    before = set(os.listdir("/proc/self/fd"))
-    lp = _StepSpy()
-    ref = weakref.ref(lp)
-    lp.create_task(asyncio.sleep(0))
-    assert any(type(cb).__name__ == "TaskStepMethWrapper" for cb in lp.callbacks)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        del lp
-        gc.collect()
-    assert ref() is None
-    assert set(os.listdir("/proc/self/fd")) == before
+    def abandon():
+        lp = _StepSpy()
+        lp.create_task(asyncio.sleep(0))
+        assert any(type(cb).__name__ == "TaskStepMethWrapper" for cb in lp.callbacks)
+        return weakref.ref(lp)
+
+    _assert_abandoned_loop_is_freed(abandon)
 
 
 def test_handles_cannot_be_instantiated_directly(loop):
