@@ -4,6 +4,9 @@ import asyncio
 import contextvars
 import gc
 import os
+import subprocess
+import sys
+import textwrap
 import warnings
 import weakref
 
@@ -215,6 +218,30 @@ def test_a_queued_task_step_is_not_tracked_by_the_gc(new_loop):
         lp.close()
     # asyncio's loop is here to show the steps exist and are counted.
     assert queued == (0 if new_loop is cxxloop.new_event_loop else 3)
+
+
+def test_task_steps_are_recognised_after_other_callbacks_came_first():
+    # In a fresh process, the loop meets other callback types before the
+    # first step: remembering those must not hide the step's type.
+    script = textwrap.dedent("""
+        import asyncio, gc
+        import cxxloop
+
+        def tracked_steps():
+            return sum(type(o).__name__ == "TaskStepMethWrapper" for o in gc.get_objects())
+
+        loop = cxxloop.new_event_loop()
+        for callback in (len, print, len):
+            loop.call_soon(callback, "")
+        loop.run_until_complete(asyncio.sleep(0))
+        before = tracked_steps()
+        tasks = [loop.create_task(asyncio.sleep(0)) for _ in range(3)]
+        print(tracked_steps() - before)
+        loop.run_until_complete(asyncio.gather(*tasks))
+        loop.close()
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[-1] == "0"
 
 
 def test_a_task_step_still_held_after_it_ran_is_tracked_again():

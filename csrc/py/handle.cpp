@@ -48,20 +48,29 @@ void drop_callback(HandleData* d) {
     Py_CLEAR(d->callback);
 }
 
+// The type is_task_step() last found not to be a step. Borrowed and only
+// compared: should that type die and another take its address, the worst
+// is a step that stays tracked.
+PyTypeObject* last_other_type;
+
 // True for the callable a CPython Task schedules its next step with. The
 // type is not exported, so it is recognised by name the first time
 // ("TaskStepMethWrapper" up to 3.11, "_asyncio.TaskStepMethWrapper" from
 // 3.12) and by identity after that; it is a C type that cannot be
-// subclassed, which a Python class of the same name is not. Only this
-// foreign type is untracked: its tp_dealloc calls PyObject_GC_UnTrack,
-// which accepts an untracked object, where some of CPython's own types
-// (instance methods, for one) unlink unconditionally and would crash.
+// subclassed, which a Python class of the same name is not. Until a Task
+// has run, every call_soon asks, so the last other type is remembered to
+// keep the name comparison off that path. Only this foreign type is
+// untracked: its tp_dealloc calls PyObject_GC_UnTrack, which accepts an
+// untracked object, where some of CPython's own types (instance methods,
+// for one) unlink unconditionally and would crash.
 bool is_task_step(PyObject* callback) {
     PyTypeObject* tp = Py_TYPE(callback);
     if (tp == g.task_step_type) return true;
-    if (g.task_step_type || (tp->tp_flags & Py_TPFLAGS_BASETYPE) || !(tp->tp_flags & Py_TPFLAGS_HAVE_GC) ||
+    if (g.task_step_type || tp == last_other_type) return false;
+    if ((tp->tp_flags & Py_TPFLAGS_BASETYPE) || !(tp->tp_flags & Py_TPFLAGS_HAVE_GC) ||
         (std::strcmp(tp->tp_name, "_asyncio.TaskStepMethWrapper") != 0 &&
          std::strcmp(tp->tp_name, "TaskStepMethWrapper") != 0)) {
+        last_other_type = tp;
         return false;
     }
     g.task_step_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(tp));
