@@ -27,16 +27,22 @@ FreeList* free_list_for(PyTypeObject* type) {
     return type == g.Handle ? &handle_free : type == g.TimerHandle ? &timer_free : nullptr;
 }
 
-PyObject* alloc_handle(PyTypeObject* type) {
+// `tracked`: whether the new handle starts out tracked by the GC (see
+// soon_handle_new for the ones that do not).
+PyObject* alloc_handle(PyTypeObject* type, bool tracked) {
     FreeList* fl = free_list_for(type);
-    if (!fl || fl->count == 0) return PyType_GenericAlloc(type, 0);
+    if (!fl || fl->count == 0) {
+        PyObject* op = PyType_GenericAlloc(type, 0);
+        if (op && !tracked) PyObject_GC_UnTrack(op);
+        return op;
+    }
     PyObject* op = fl->items[--fl->count];
     Py_SET_REFCNT(op, 1);
     HandleData* d = handle_data(op);
     d->when = 0.0;
     d->cancelled = false;
     d->scheduled = false;
-    PyObject_GC_Track(op);
+    if (tracked) PyObject_GC_Track(op);
     return op;
 }
 
@@ -77,11 +83,9 @@ bool is_task_step(PyObject* callback) {
     return true;
 }
 
-}  // namespace
-
-PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
-                     Py_ssize_t nargs, PyObject* context) {
-    Ref self = Ref::steal(alloc_handle(type));
+PyObject* make_handle(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
+                      Py_ssize_t nargs, PyObject* context, bool tracked) {
+    Ref self = Ref::steal(alloc_handle(type, tracked));
     if (!self) return nullptr;
     HandleData* d = handle_data(self.get());
     d->args = PyTuple_New(nargs);
@@ -102,11 +106,17 @@ PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyO
     return self.release();
 }
 
+}  // namespace
+
+PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyObject* const* args,
+                     Py_ssize_t nargs, PyObject* context) {
+    return make_handle(type, loop, callback, args, nargs, context, true);
+}
+
 PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
                           PyObject* context) {
-    PyObject* h = handle_new(g.Handle, loop, callback, args, nargs, context);
+    PyObject* h = make_handle(g.Handle, loop, callback, args, nargs, context, false);
     if (!h) return nullptr;
-    PyObject_GC_UnTrack(h);
     if (is_task_step(callback) && PyObject_GC_IsTracked(callback)) {
         PyObject_GC_UnTrack(callback);
         handle_data(h)->callback_untracked = true;
