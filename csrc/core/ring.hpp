@@ -40,7 +40,8 @@ public:
     T& operator[](size_t i) noexcept { return buf_[(head_ + i) & (cap_ - 1)]; }
 
 private:
-    void grow() {
+    // Out of line: push_back stays a few instructions on its hot path.
+    [[gnu::noinline, gnu::cold]] void grow() {
         size_t cap = cap_ ? cap_ * 2 : 64;
         T* buf = new T[cap];
         size_t n = size();

@@ -48,28 +48,32 @@ int check_thread(CoreLoop* self) {
 // the callback runs. A non-callable is rejected here always, because the
 // check costs one type-slot test; the costlier coroutine-function test stays
 // debug-only, as in asyncio. Messages are asyncio's.
-int check_callback(CoreLoop* self, PyObject* callback, const char* method) {
-    bool callable = PyCallable_Check(callback);
-    if (!callable || self->s.debug) {
-        Ref is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutine, callback));
+int check_callback_slow(CoreLoop* self, PyObject* callback, const char* method) {
+    Ref is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutine, callback));
+    if (!is_coro) return -1;
+    int coro = PyObject_IsTrue(is_coro.get());
+    if (coro == 0 && self->s.debug) {
+        is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutinefunction, callback));
         if (!is_coro) return -1;
-        int coro = PyObject_IsTrue(is_coro.get());
-        if (coro == 0 && self->s.debug) {
-            is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutinefunction, callback));
-            if (!is_coro) return -1;
-            coro = PyObject_IsTrue(is_coro.get());
-        }
-        if (coro < 0) return -1;
-        if (coro) {
-            PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", method);
-            return -1;
-        }
+        coro = PyObject_IsTrue(is_coro.get());
     }
-    if (!callable) {
+    if (coro < 0) return -1;
+    if (coro) {
+        PyErr_Format(PyExc_TypeError, "coroutines cannot be used with %s()", method);
+        return -1;
+    }
+    if (!PyCallable_Check(callback)) {
         PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R", method, callback);
         return -1;
     }
     return 0;
+}
+
+// The common case stays inline: a callable (PyCallable_Check's own test),
+// outside debug mode.
+inline int check_callback(CoreLoop* self, PyObject* callback, const char* method) {
+    if (Py_TYPE(callback)->tp_call && !self->s.debug) return 0;
+    return check_callback_slow(self, callback, method);
 }
 
 int check_context(PyObject* context) {
@@ -83,7 +87,7 @@ int check_context(PyObject* context) {
 
 // Shared front half of the call_* methods: `context=` and the checks.
 // `first` names the argument before the callback (when, delay), if any.
-int parse_callback_call(CoreLoop* self, const char* method, const char* first, PyObject* const* args,
+[[gnu::always_inline]] inline int parse_callback_call(CoreLoop* self, const char* method, const char* first, PyObject* const* args,
                         Py_ssize_t nargs, PyObject* kwnames, PyObject** context, bool check_owner) {
     Py_ssize_t required = first ? 2 : 1;
     if (nargs < required) {
