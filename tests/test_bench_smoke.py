@@ -45,6 +45,28 @@ def test_quick_run_writes_table_json_and_chart(tmp_path):
     assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_ratios_pair_the_loops_within_each_round():
+    from cxxloop.bench import report
+
+    def runs(*speeds):
+        return [{"error": "timeout"} if s is None else {"ops_per_sec": s} for s in speeds]
+
+    # The machine runs at half speed in round 2 and uvloop fails in round 4.
+    # cxxloop is 1.5x uvloop in every round they both finished, which the
+    # ratio of the two medians (110 / 90) would not show.
+    results = {"workloads": {"w": {"runs": {
+        "asyncio": runs(50, 25, 40, 55),
+        "uvloop": runs(100, 50, 80, None),
+        "cxxloop": runs(150, 75, 120, 110),
+        "ceiling": runs(300, 150, 240, 220),
+    }}}}
+    summary = report.summarize(results)["w"]
+    assert summary["ratios"] == {"cxxloop/asyncio": 3.0, "cxxloop/uvloop": 1.5}
+    assert summary["of_ceiling"] == 0.5
+    assert summary["median_ops_per_sec"]["uvloop"] == 80
+    assert report.paired_ratio({"cxxloop": runs(None), "uvloop": runs(1)}, "cxxloop", "uvloop") is None
+
+
 # The in-process workloads: micro and the datagram/pipe transports.
 MICRO = [w for w in all_workloads().values() if w.run.__module__.endswith((".micro", ".transports"))]
 

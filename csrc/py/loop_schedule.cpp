@@ -87,8 +87,10 @@ int check_context(PyObject* context) {
 
 // Shared front half of the call_* methods: `context=` and the checks.
 // `first` names the argument before the callback (when, delay), if any.
-[[gnu::always_inline]] inline int parse_callback_call(CoreLoop* self, const char* method, const char* first, PyObject* const* args,
-                        Py_ssize_t nargs, PyObject* kwnames, PyObject** context, bool check_owner) {
+// Inlined into each, where the constant arguments fold its checks away.
+[[gnu::always_inline]] inline int parse_callback_call(CoreLoop* self, const char* method, const char* first,
+                                                      PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+                                                      PyObject** context, bool check_owner) {
     Py_ssize_t required = first ? 2 : 1;
     if (nargs < required) {
         PyErr_Format(PyExc_TypeError, "%s() missing required positional argument: '%s'", method,

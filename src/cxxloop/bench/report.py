@@ -22,24 +22,37 @@ def human(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def paired_ratio(runs: dict[str, list[dict]], loop: str, base: str) -> float | None:
+    """The median over rounds of `loop`'s speed over `base`'s in the same
+    round. A round measures every loop back to back, so the ratio within
+    it cancels what the machine's own speed does from round to round,
+    which a ratio of the two medians, taken from different rounds, keeps."""
+    ratios = [a["ops_per_sec"] / b["ops_per_sec"] for a, b in zip(runs.get(loop, []), runs.get(base, []))
+              if "error" not in a and "error" not in b]
+    return statistics.median(ratios) if ratios else None
+
+
 def summarize(results: dict) -> dict:
     summary = {}
     for name, workload in results["workloads"].items():
+        runs = workload["runs"]
         medians, spreads = {}, {}
-        for loop, runs in workload["runs"].items():
-            speeds = [run["ops_per_sec"] for run in runs if "error" not in run]
+        for loop, loop_runs in runs.items():
+            speeds = [run["ops_per_sec"] for run in loop_runs if "error" not in run]
             if speeds:
                 medians[loop] = statistics.median(speeds)
                 # Half the range, relative: how far a single round strays.
                 spreads[loop] = (max(speeds) - min(speeds)) / 2 / medians[loop]
         ratios = {}
         for base in BASELINES:
-            if SUBJECT in medians and base in medians:
-                ratios[f"{SUBJECT}/{base}"] = medians[SUBJECT] / medians[base]
+            ratio = paired_ratio(runs, SUBJECT, base)
+            if ratio is not None:
+                ratios[f"{SUBJECT}/{base}"] = ratio
         summary[name] = {"median_ops_per_sec": medians, "spread": spreads, "ratios": ratios}
-        if SUBJECT in medians and CEILING in medians:
-            # How close the loop comes to the same server without Python.
-            summary[name]["of_ceiling"] = medians[SUBJECT] / medians[CEILING]
+        # How close the loop comes to the same server without Python.
+        of_ceiling = paired_ratio(runs, SUBJECT, CEILING)
+        if of_ceiling is not None:
+            summary[name]["of_ceiling"] = of_ceiling
     return summary
 
 
@@ -74,9 +87,9 @@ def table(results: dict) -> str:
 
     rule = "|" + "|".join("-" * (w + 1) + ("-" if i < 2 else ":") for i, w in enumerate(widths)) + "|"
     meta = results["meta"]
-    note = (f"Median ops/s over {meta['rounds']} round(s); ratios are {SUBJECT}'s speed "
-            f"over the other loop's (> 1: {SUBJECT} faster); spread is the widest "
-            f"half-range across rounds, relative to the median.")
+    note = (f"Median ops/s over {meta['rounds']} round(s). Ratios are {SUBJECT}'s speed over "
+            f"the other's (> 1: {SUBJECT} faster), taken within each round and then the median "
+            f"over rounds. Spread is the widest half-range across rounds, relative to the median.")
     if ceilings:
         note += (f" The {CEILING} column is the same load served by a plain C epoll server "
                  f"(no Python), the most any loop could reach; a loop at or above it means "
