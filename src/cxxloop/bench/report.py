@@ -136,7 +136,7 @@ def _chart(results: dict, path: Path) -> Path | None:
     ax.invert_yaxis()
     ax.set_xlabel(f"{SUBJECT} speed / other loop's speed (> 1: {SUBJECT} faster)")
     machine = results["meta"]["machine"]
-    ax.set_title(f"{SUBJECT} vs asyncio and uvloop: median of {results['meta']['rounds']} "
+    ax.set_title(f"{SUBJECT} vs asyncio and uvloop: median ratio over {results['meta']['rounds']} "
                  f"rounds\n{machine['cpu']}, {machine['cpus']} CPUs, "
                  f"Python {machine['python'].split()[0]}", fontsize=10)
     ax.margins(x=0.15)
