@@ -53,7 +53,7 @@ def test_ratios_pair_the_loops_within_each_round():
 
     # The machine runs at half speed in round 2 and uvloop fails in round 4.
     # cxxloop is 1.5x uvloop in every round they both finished, which the
-    # ratio of the two medians (110 / 90) would not show.
+    # ratio of the two medians (115 / 80 = 1.44) would not show.
     results = {"workloads": {"w": {"runs": {
         "asyncio": runs(50, 25, 40, 55),
         "uvloop": runs(100, 50, 80, None),
