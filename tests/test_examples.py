@@ -188,7 +188,9 @@ def test_process_pool_gather_example(method):
     assert int(parent) not in pids and len(pids) >= 1  # computed in worker processes
 
 
-@pytest.mark.parametrize("method", ["fork", "spawn"])
+# fork runs in test_process_pool_gather_example, from the example's own
+# interpreter; see test_executors_scale.py on fork() from this process.
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
 def test_process_pool_gather_in_process(ex, method):
     limits = [20_000, 50_000, 100_000, 30_000]
     results = cxxloop.run(ex.process_pool_gather.gather_in_processes(limits, method))

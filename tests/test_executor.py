@@ -2,6 +2,7 @@
 
 import asyncio
 import concurrent.futures
+import multiprocessing
 import threading
 import time
 import warnings
@@ -41,7 +42,9 @@ def test_set_default_executor_rejects_process_pool(loop):
 
 
 def test_explicit_process_pool(loop):
-    with concurrent.futures.ProcessPoolExecutor(2) as pool:
+    # forkserver: see test_executors_scale.py on fork() from this process.
+    ctx = multiprocessing.get_context("forkserver")
+    with concurrent.futures.ProcessPoolExecutor(2, mp_context=ctx) as pool:
         result = loop.run_until_complete(loop.run_in_executor(pool, pow, 2, 10))
     assert result == 1024
 
