@@ -41,7 +41,7 @@ namespace {
 
 // selectors._fileobj_to_fd, with its messages.
 int fileobj_to_fd(PyObject* fileobj) {
-    long fd;
+    long fd = -1;  // set on every path that reads it; GCC cannot tell
     if (PyLong_Check(fileobj)) {
         fd = PyLong_AsLong(fileobj);
         if (fd == -1 && PyErr_Occurred()) return -1;

@@ -43,7 +43,8 @@ PyObject* on_collection(PyObject*, PyObject* const* args, Py_ssize_t nargs) {
     Py_RETURN_NONE;
 }
 
-PyMethodDef on_collection_def = {"_track_shared_ready_handles", reinterpret_cast<PyCFunction>(on_collection),
+PyMethodDef on_collection_def = {"_track_shared_ready_handles",
+                                 reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(on_collection)),
                                  METH_FASTCALL, nullptr};
 
 }  // namespace
