@@ -85,6 +85,21 @@ def test_workload_completes_on_every_loop(workload, loop_name):
     assert seconds > 0
 
 
+@pytest.mark.parametrize(("workload", "args"), [("call_soon", ()), ("call_soon_args", (1, "two", None))])
+def test_call_soon_workloads_run_every_callback_once(monkeypatch, workload, args):
+    from cxxloop.bench.workloads import micro
+
+    seen = []
+    monkeypatch.setattr(micro, "_noop", lambda *a: seen.append(a))
+    loop = new_loop("cxxloop")
+    try:
+        ops, _ = getattr(micro, workload)(loop, 2500)  # two full batches and a part
+    finally:
+        loop.close()
+    assert ops == 2500
+    assert seen == [args] * 2500
+
+
 def test_unknown_workload_is_an_error():
     proc = subprocess.run(
         [sys.executable, "-m", "cxxloop", "bench", "--only", "no_such_workload"],

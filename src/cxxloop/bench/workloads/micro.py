@@ -36,29 +36,40 @@ def _timed_until_complete(loop: asyncio.AbstractEventLoop, coro) -> float:
     return time.perf_counter() - t0
 
 
-def _call_soon_feeder(loop, n, callback, args):
+def _call_soon_feeder(loop, n, schedule_batch):
+    """Feeds n callbacks in batches; schedule_batch(call_soon, count) queues
+    one batch, spelling out its call, as a program would: a shared
+    call_soon(callback, *args) would build a list and a tuple per call,
+    and measure that along with the loop."""
     remaining = n
 
     def feed() -> None:
         nonlocal remaining
         count = min(_BATCH, remaining)
         remaining -= count
-        call_soon = loop.call_soon
-        for _ in range(count):
-            call_soon(callback, *args)
+        schedule_batch(loop.call_soon, count)
         # Queued after this batch, so it runs once the batch has run.
-        call_soon(feed if remaining else loop.stop)
+        loop.call_soon(feed if remaining else loop.stop)
 
     return feed
 
 
+def _no_args(call_soon, count: int) -> None:
+    for _ in range(count):
+        call_soon(_noop)
+
+
+def _three_args(call_soon, count: int) -> None:
+    for _ in range(count):
+        call_soon(_noop, 1, "two", None)
+
+
 def call_soon(loop, n):
-    return n, _timed_forever(loop, _call_soon_feeder(loop, n, _noop, ()))
+    return n, _timed_forever(loop, _call_soon_feeder(loop, n, _no_args))
 
 
 def call_soon_args(loop, n):
-    args = (1, "two", None)
-    return n, _timed_forever(loop, _call_soon_feeder(loop, n, _noop, args))
+    return n, _timed_forever(loop, _call_soon_feeder(loop, n, _three_args))
 
 
 def timers_cancel(loop, n):
