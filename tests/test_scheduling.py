@@ -2,6 +2,7 @@
 
 import asyncio
 import contextvars
+import sys
 import threading
 import time
 
@@ -235,6 +236,46 @@ def test_bad_delays_and_deadlines(loop):
         loop.call_later("1", print)
     with pytest.raises(ValueError, match="NaN"):
         loop.call_later(float("nan"), print)
+
+
+def test_keyword_names_need_not_be_interned(loop):
+    # _asyncio's Task passes such a "context" to every call_soon; cxxloop
+    # remembers the last one, and must still tell it from other names.
+    def built(name):
+        return "".join(list(name))  # equal, but a new, uninterned str
+
+    ctx = contextvars.Context()
+    ctx.run(var.set, "in-ctx")
+    context = built("context")
+    assert context is not sys.intern(context)
+    for _ in range(2):
+        loop.call_soon(lambda: var.set(var.get() + "+cb"), **{context: ctx})
+    loop.call_later(0, lambda: var.set(var.get() + "+timer"), **{context: ctx})
+    run_briefly(loop, 0.001)
+    assert ctx[var] == "in-ctx+cb+cb+timer"
+
+    # The remembered string is "context" still, not "name", where a task
+    # factory's create_task looks for both.
+    seen = []
+
+    def factory(loop, coro, **kwargs):
+        seen.append(kwargs)
+        return asyncio.Task(coro, loop=loop, **kwargs)
+
+    loop.set_task_factory(factory)
+    loop.call_soon(lambda: None, **{context: ctx})  # remembered from here
+    task = loop.create_task(asyncio.sleep(0), **{context: ctx})
+    assert seen == [{"context": ctx}]
+    loop.set_task_factory(None)
+    loop.run_until_complete(task)
+
+    task = loop.create_task(asyncio.sleep(0), **{built("name"): "named"})
+    assert task.get_name() == "named"
+    loop.run_until_complete(task)
+    with pytest.raises(TypeError, match="unexpected keyword argument 'name'"):
+        loop.call_soon(print, **{built("name"): None})
+    with pytest.raises(TypeError, match="unexpected keyword argument 'contex'"):
+        loop.call_soon(print, **{built("contex"): None})
 
 
 def test_bad_context_and_keywords(loop):

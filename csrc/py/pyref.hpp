@@ -50,10 +50,13 @@ inline void set_ref(PyObject** slot, PyObject* value) noexcept {
     Py_XSETREF(*slot, value);
 }
 
+// The slow half of name_is(): equal contents, another object (globals.cpp).
+bool name_equal(PyObject* kwname, PyObject* name) noexcept;
+
 // True if a keyword name from a vectorcall kwnames tuple equals `name`.
 // Callers pass interned names; pointer equality is the common case.
 inline bool name_is(PyObject* kwname, PyObject* name) noexcept {
-    return kwname == name || PyUnicode_Compare(kwname, name) == 0;
+    return kwname == name || name_equal(kwname, name);
 }
 
 // Parses the keyword part of a METH_FASTCALL | METH_KEYWORDS call whose
