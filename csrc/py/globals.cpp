@@ -137,6 +137,7 @@ int init_globals() {
     for (const auto& n : names) {
         if (intern(n.out, n.s) < 0) return -1;
     }
+    if (!(g.empty_tuple = PyTuple_New(0))) return -1;
     if (!(g.kw_loop = PyTuple_Pack(1, g.s_loop))) return -1;
     if (!(g.kw_context = PyTuple_Pack(1, g.s_context))) return -1;
     if (!(g.kw_debug = PyTuple_Pack(1, g.s_debug))) return -1;

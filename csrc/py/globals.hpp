@@ -106,6 +106,8 @@ struct Globals {
     PyObject* s_gettimeout;
     PyObject* s_asyncio_future_blocking;
 
+    PyObject* empty_tuple;  // ()
+
     // Prebuilt vectorcall keyword-name tuples.
     PyObject* kw_loop;     // ("loop",)
     PyObject* kw_context;  // ("context",)

@@ -90,9 +90,14 @@ bool is_task_step(PyObject* callback) {
     Ref self = Ref::steal(alloc_handle(type, tracked));
     if (!self) return nullptr;
     HandleData* d = handle_data(self.get());
-    d->args = PyTuple_New(nargs);
-    if (!d->args) return nullptr;
-    for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(d->args, i, Py_NewRef(args[i]));
+    if (nargs == 0) {
+        // What PyTuple_New(0) returns, without the call: a Task's steps
+        // take no arguments.
+        d->args = Py_NewRef(g.empty_tuple);
+    } else {
+        if (!(d->args = PyTuple_New(nargs))) return nullptr;
+        for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(d->args, i, Py_NewRef(args[i]));
+    }
     if (context && context != Py_None) {
         d->context = Py_NewRef(context);
     } else if (!(d->context = PyContext_CopyCurrent())) {
