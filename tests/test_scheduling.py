@@ -26,6 +26,23 @@ def test_call_soon_fifo_with_args(loop):
     assert out == list(range(100)) + [(1, "two", None)]
 
 
+def test_callable_objects_get_their_arguments(loop):
+    class Recorder:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, *args):
+            self.calls.append(args)
+
+    recorder = Recorder()
+    assert not type(recorder).__flags__ & (1 << 11)  # no vectorcall: called with the tuple
+    loop.call_soon(recorder)
+    loop.call_soon(recorder, 1, "two")
+    loop.call_later(0, recorder, 3)
+    run_briefly(loop, 0.001)
+    assert recorder.calls == [(), (1, "two"), (3,)]
+
+
 def test_time_is_monotonic_clock(loop):
     before = time.monotonic()
     now = loop.time()

@@ -190,8 +190,12 @@ int handle_run(PyObject* self) {
     Ref callback = Ref::borrow(d->callback);
     Ref args = Ref::borrow(d->args);
     if (PyContext_Enter(d->context) == 0) {
-        PyObject* r = PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
-                                          size_t(PyTuple_GET_SIZE(args.get())), nullptr);
+        // A callable without vectorcall (a Task's step is one) gets the
+        // tuple itself: vectorcall would copy the arguments into a new one.
+        PyObject* r = (Py_TYPE(callback.get())->tp_flags & Py_TPFLAGS_HAVE_VECTORCALL)
+                          ? PyObject_Vectorcall(callback.get(), &PyTuple_GET_ITEM(args.get(), 0),
+                                                size_t(PyTuple_GET_SIZE(args.get())), nullptr)
+                          : PyObject_Call(callback.get(), args.get(), nullptr);
         // Exit cannot fail for a context this thread just entered.
         if (r) {
             PyContext_Exit(d->context);
