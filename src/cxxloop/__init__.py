@@ -9,15 +9,16 @@ or ``asyncio.Runner(loop_factory=cxxloop.new_event_loop)``.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+import inspect
+from collections.abc import Awaitable
 from typing import Any, TypeVar
 
+from . import _policy
 from ._loop import Loop
-from ._policy import EventLoopPolicy, install
+from ._policy import install
 from .bridges import ThreadSensitiveContext, async_to_sync, sync_to_async
 
 __all__ = [
-    "EventLoopPolicy",
     "Loop",
     "ThreadSensitiveContext",
     "async_to_sync",
@@ -28,6 +29,10 @@ __all__ = [
 ]
 __version__ = "0.1.0"
 
+if hasattr(_policy, "EventLoopPolicy"):  # asyncio before 3.16
+    EventLoopPolicy = _policy.EventLoopPolicy
+    __all__ += ["EventLoopPolicy"]
+
 _T = TypeVar("_T")
 
 
@@ -36,7 +41,17 @@ def new_event_loop() -> Loop:
     return Loop()
 
 
-def run(main: Coroutine[Any, Any, _T], *, debug: bool | None = None) -> _T:
-    """Run a coroutine on a new cxxloop loop, like asyncio.run()."""
+def run(main: Awaitable[_T], *, debug: bool | None = None) -> _T:
+    """Run a coroutine, or any awaitable, on a new cxxloop loop, like asyncio.run().
+
+    Any awaitable is accepted on every supported Python, as asyncio.run()
+    accepts from 3.14 on.
+    """
+    if not asyncio.iscoroutine(main) and inspect.isawaitable(main):
+        main = _awaited(main)
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(main)
+        return runner.run(main)  # type: ignore[arg-type]
+
+
+async def _awaited(awaitable: Awaitable[_T]) -> _T:
+    return await awaitable

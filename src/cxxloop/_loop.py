@@ -21,15 +21,15 @@ import selectors
 import threading
 import warnings
 import weakref
-from asyncio import constants, coroutines, sslproto, unix_events
 from typing import Any
 
+from . import _asyncio_internals as internals
 from . import _core, _resolve
 from ._signals import SignalHandlers
 from ._subprocess import Subprocesses
 
 
-class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, unix_events._UnixSelectorEventLoop):
+class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
     # Every attribute the loop itself sets, so that its instance __dict__
@@ -64,7 +64,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, unix_events._UnixSelect
         self._executor_shutdown_called = False
         SignalHandlers.__init__(self)
         Subprocesses.__init__(self)
-        self.set_debug(coroutines._is_debug_mode())
+        self.set_debug(internals.is_debug_mode())
 
     @property
     def _selector(self) -> _WatchView | None:
@@ -115,14 +115,14 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, unix_events._UnixSelect
         server_hostname: str | None = None,
         extra: Any = None,
         server: Any = None,
-        ssl_handshake_timeout: float | None = constants.SSL_HANDSHAKE_TIMEOUT,
-        ssl_shutdown_timeout: float | None = constants.SSL_SHUTDOWN_TIMEOUT,
+        ssl_handshake_timeout: float | None = internals.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = internals.SSL_SHUTDOWN_TIMEOUT,
     ) -> Any:
         # asyncio's TLS (sslproto.SSLProtocol, a BufferedProtocol) over the
         # C++ transport instead of the selector loop's Python one: the
         # encrypted bytes are read straight into its buffer and written
         # from C++.
-        ssl_protocol = sslproto.SSLProtocol(
+        ssl_protocol = internals.SSLProtocol(
             self,
             protocol,
             sslcontext,
@@ -142,8 +142,8 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, unix_events._UnixSelect
         sslcontext: Any = None,
         server: Any = None,
         backlog: int = 100,
-        ssl_handshake_timeout: float | None = constants.SSL_HANDSHAKE_TIMEOUT,
-        ssl_shutdown_timeout: float | None = constants.SSL_SHUTDOWN_TIMEOUT,
+        ssl_handshake_timeout: float | None = internals.SSL_HANDSHAKE_TIMEOUT,
+        ssl_shutdown_timeout: float | None = internals.SSL_SHUTDOWN_TIMEOUT,
     ) -> None:
         if sslcontext is not None:  # TLS connections keep asyncio's handshake path
             super()._start_serving(

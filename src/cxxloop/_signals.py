@@ -16,6 +16,8 @@ from asyncio import coroutines, events
 from asyncio.log import logger
 from typing import Any, Callable
 
+from . import _asyncio_internals as internals
+
 
 def _noop_handler(signum: int, frame: Any) -> None:
     """Installed for signals the loop handles; the wakeup fd does the work."""
@@ -29,7 +31,7 @@ class SignalHandlers:
         self._signal_sockets: tuple[socket.socket, socket.socket] | None = None
 
     def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
-        if coroutines.iscoroutine(callback) or coroutines.iscoroutinefunction(callback):
+        if coroutines.iscoroutine(callback) or internals.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         _check_signal(sig)
         self._check_closed()

@@ -23,12 +23,13 @@ import functools
 import os
 import subprocess
 import threading
-from asyncio import events, unix_events
 from asyncio.log import logger
 from typing import Any
 
+from . import _asyncio_internals as internals
 
-class _SubprocessTransport(unix_events._UnixSubprocessTransport):
+
+class _SubprocessTransport(internals.UnixSubprocessTransport):
     """asyncio's transport around a child started beforehand."""
 
     def _start(self, args: Any, shell: bool, stdin: Any, stdout: Any, stderr: Any, bufsize: int,
@@ -53,19 +54,6 @@ def _reap(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-# What asyncio's policy creates by itself (on 3.12+, as soon as any asyncio
-# loop starts a child): they do what the loop does for itself.
-_DEFAULT_WATCHERS = (unix_events.PidfdChildWatcher, unix_events.ThreadedChildWatcher)
-
-
-def _policy_watcher() -> Any:
-    """The child watcher set on asyncio's policy, unless it is one of the
-    kinds the policy makes by default."""
-    policy = events._event_loop_policy
-    watcher = getattr(policy, "_watcher", None) if policy is not None else None
-    return None if type(watcher) in _DEFAULT_WATCHERS else watcher
-
-
 class Subprocesses:
     """Mixin of Loop. Needs the loop's _add_reader/_remove_reader,
     call_soon_threadsafe, run_in_executor and create_future."""
@@ -76,7 +64,7 @@ class Subprocesses:
     async def _make_subprocess_transport(self, protocol: Any, args: Any, shell: bool, stdin: Any,
                                          stdout: Any, stderr: Any, bufsize: int, extra: Any = None,
                                          **kwargs: Any) -> Any:
-        if _policy_watcher() is not None:
+        if internals.child_watcher_of_policy() is not None:
             return await super()._make_subprocess_transport(  # type: ignore[misc]
                 protocol, args, shell, stdin, stdout, stderr, bufsize, extra=extra, **kwargs
             )

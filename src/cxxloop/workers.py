@@ -23,16 +23,19 @@ __all__ = ["AiohttpWorker", "UvicornWorker"]
 def _aiohttp_worker() -> type:
     from aiohttp.worker import GunicornWebWorker
 
-    from ._policy import EventLoopPolicy
+    from . import new_event_loop
 
     class AiohttpWorker(GunicornWebWorker):  # type: ignore[misc]
         """aiohttp's GunicornWebWorker on a cxxloop loop."""
 
         def init_process(self) -> None:
-            # GunicornWebWorker creates its loop with asyncio.new_event_loop(),
-            # which asks the policy; there is no other way to pass a factory.
-            asyncio.set_event_loop_policy(EventLoopPolicy())
-            super().init_process()
+            # GunicornWebWorker.init_process makes its loop with
+            # asyncio.new_event_loop(), which asks the event loop policy
+            # (deprecated from 3.14), then runs gunicorn's init_process;
+            # this makes the loop with cxxloop instead.
+            self.loop = new_event_loop()
+            asyncio.set_event_loop(self.loop)
+            super(GunicornWebWorker, self).init_process()
 
     return AiohttpWorker
 

@@ -1,0 +1,95 @@
+"""Every private asyncio name cxxloop uses, looked up here and nowhere else.
+
+cxxloop.Loop reuses asyncio's per-loop and per-connection Python code, and
+the C++ core calls a few of asyncio's private helpers; both depend on names
+that asyncio may rename or drop in any release. Each one is looked up in
+this module, and every difference between CPython versions is decided here,
+so that a new CPython that changes one of them fails
+tests/test_asyncio_contract.py by name rather than a user's program.
+
+The C++ extension reads its share (the names under "for the C++ core")
+from this module when it is imported.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from asyncio import base_events, constants, coroutines, events, format_helpers, futures, sslproto, transports, unix_events
+from typing import Any
+
+VERSION = sys.version_info[:2]
+
+# --- classes cxxloop.Loop and its transports build on ---
+
+# The stdlib loop whose Python methods Loop inherits.
+UnixSelectorEventLoop = unix_events._UnixSelectorEventLoop
+# asyncio's subprocess transport, around a child Loop starts itself.
+UnixSubprocessTransport = unix_events._UnixSubprocessTransport
+# asyncio's TLS state machine, the fallback TLS implementation.
+SSLProtocol = sslproto.SSLProtocol
+
+SSL_HANDSHAKE_TIMEOUT: float = constants.SSL_HANDSHAKE_TIMEOUT
+SSL_SHUTDOWN_TIMEOUT: float = constants.SSL_SHUTDOWN_TIMEOUT
+
+# --- helpers the Python side calls ---
+
+is_debug_mode = coroutines._is_debug_mode
+
+# The coroutine-function test asyncio itself applies to callbacks: 3.14
+# deprecates the public asyncio.iscoroutinefunction and keeps this one.
+iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
+
+# --- event loop policies: deprecated in 3.14, removed in 3.16 ---
+
+# asyncio's Unix policy, or None where asyncio has no policies any more.
+UnixDefaultEventLoopPolicy: type | None = getattr(unix_events, "_UnixDefaultEventLoopPolicy", None)
+
+
+def set_event_loop_policy(policy: Any) -> None:
+    """asyncio.set_event_loop_policy, without 3.14's deprecation warning
+    for callers (cxxloop.install) that exist to set one."""
+    setter = getattr(events, "_set_event_loop_policy", None) or events.set_event_loop_policy
+    setter(policy)
+
+
+def child_watcher_of_policy() -> Any:
+    """The child watcher a program set on asyncio's policy through the
+    child-watcher API (removed in 3.14), unless it is one of the kinds the
+    policy makes by itself, which do what Loop does for itself. None if
+    there is none."""
+    default_kinds = tuple(
+        getattr(unix_events, name)
+        for name in ("PidfdChildWatcher", "ThreadedChildWatcher")
+        if VERSION < (3, 14) and hasattr(unix_events, name)
+    )
+    if not default_kinds:
+        return None
+    policy = getattr(events, "_event_loop_policy", None)
+    watcher = getattr(policy, "_watcher", None) if policy is not None else None
+    return None if type(watcher) in default_kinds else watcher
+
+
+# --- for the C++ core (csrc/py/module_state.cpp reads these at import) ---
+
+set_running_loop = events._set_running_loop
+get_running_loop = events._get_running_loop
+format_callback_source = format_helpers._format_callback_source
+format_handle = base_events._format_handle
+set_nodelay = base_events._set_nodelay
+set_result_unless_cancelled = futures._set_result_unless_cancelled
+check_ssl_socket = base_events._check_ssl_socket
+FlowControlMixin = transports._FlowControlMixin
+SENDFILE_TRY_NATIVE = constants._SendfileMode.TRY_NATIVE
+ACCEPT_RETRY_DELAY: float = constants.ACCEPT_RETRY_DELAY
+
+# 3.13.3 and later pass create_task(**kwargs) straight to the task factory;
+# earlier releases only know name= and context=.
+CREATE_TASK_PASSES_KWARGS = bool(base_events.BaseEventLoop.create_task.__code__.co_flags & inspect.CO_VARKEYWORDS)
+# Server._attach/_detach take the transport from 3.13 on.
+SERVER_ATTACH_TAKES_TRANSPORT = len(inspect.signature(base_events.Server._attach).parameters) == 2
+# From 3.15 asyncio's Server keeps the context it was created in
+# (Server._context), and each accepted connection runs in a copy of it.
+SERVER_HAS_CONTEXT = VERSION >= (3, 15)
+# 3.13 shows a failed callback's arguments only in debug mode.
+FORMAT_CALLBACK_SOURCE_HAS_DEBUG = "debug" in inspect.signature(format_helpers._format_callback_source).parameters
