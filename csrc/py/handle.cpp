@@ -6,6 +6,7 @@
 #include <string>
 
 #include "loop.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
 
@@ -136,6 +137,7 @@ int handle_traverse(PyObject* self, visitproc visit, void* arg) {
     Py_VISIT(d->loop);
     Py_VISIT(d->source_traceback);
     Py_VISIT(d->repr);
+    Py_VISIT(d->when_obj);
     return 0;
 }
 
@@ -298,7 +300,8 @@ PyObject* Handle_run(PyObject* self, PyObject*) {
 }
 
 PyObject* TimerHandle_when(PyObject* self, PyObject*) {
-    return PyFloat_FromDouble(handle_data(self)->when);
+    HandleData* d = handle_data(self);
+    return d->when_obj ? Py_NewRef(d->when_obj) : PyFloat_FromDouble(d->when);
 }
 
 // Inlined into handle_dealloc, which runs once per callback; the tp_clear
@@ -311,6 +314,7 @@ PyObject* TimerHandle_when(PyObject* self, PyObject*) {
     Py_CLEAR(d->loop);
     Py_CLEAR(d->source_traceback);
     Py_CLEAR(d->repr);
+    Py_CLEAR(d->when_obj);
     return 0;
 }
 
@@ -345,27 +349,26 @@ PyObject* get_loop(PyObject* self, void*) { return or_none(handle_data(self)->lo
 PyObject* get_source_traceback(PyObject* self, void*) { return or_none(handle_data(self)->source_traceback); }
 PyObject* get_repr(PyObject* self, void*) { return or_none(handle_data(self)->repr); }
 PyObject* get_cancelled(PyObject* self, void*) { return PyBool_FromLong(handle_data(self)->cancelled); }
-PyObject* get_when(PyObject* self, void*) { return PyFloat_FromDouble(handle_data(self)->when); }
+PyObject* get_when(PyObject* self, void*) { return TimerHandle_when(self, nullptr); }
 PyObject* get_scheduled(PyObject* self, void*) { return PyBool_FromLong(handle_data(self)->scheduled); }
 
 // TimerHandle derives from asyncio.TimerHandle, not from our Handle, so it
 // lists the shared methods again rather than inheriting them.
-#define HANDLE_METHODS                                                                           \
-    {"cancel", Handle_cancel, METH_NOARGS, "Cancel the callback; a no-op once it has run."},     \
-        {"cancelled", Handle_cancelled, METH_NOARGS, "Return True if the handle was cancelled."}, \
-        {"get_context", Handle_get_context, METH_NOARGS,                                         \
-         "Return the contextvars.Context the callback runs in."},                                \
-        {"_run", Handle_run, METH_NOARGS, nullptr}
+#define HANDLE_METHODS                                                                          \
+    method_noargs<Handle_cancel>("cancel", "Cancel the callback; a no-op once it has run."),    \
+        method_noargs<Handle_cancelled>("cancelled", "Return True if the handle was cancelled."), \
+        method_noargs<Handle_get_context>("get_context", "Return the contextvars.Context the callback runs in."), \
+        method_noargs<Handle_run>("_run", nullptr)
 
 PyMethodDef handle_methods[] = {
     HANDLE_METHODS,
-    {nullptr, nullptr, 0, nullptr},
+    kMethodsEnd,
 };
 
 PyMethodDef timer_methods[] = {
     HANDLE_METHODS,
-    {"when", TimerHandle_when, METH_NOARGS, "Return the scheduled time as a loop.time() float."},
-    {nullptr, nullptr, 0, nullptr},
+    method_noargs<TimerHandle_when>("when", "Return the scheduled time, as call_at() was given it."),
+    kMethodsEnd,
 };
 
 #undef HANDLE_METHODS

@@ -21,6 +21,7 @@ struct HandleData {
     PyObject* loop;              // the CoreLoop that scheduled it
     PyObject* source_traceback;  // debug mode only
     PyObject* repr;              // frozen repr of a cancelled handle, debug only
+    PyObject* when_obj;          // TimerHandle only: call_at's deadline as given, if not a float
     double when;                 // TimerHandle only
     bool cancelled;
     bool scheduled;              // TimerHandle only: still in the loop's heap

@@ -38,7 +38,11 @@ constexpr uint64_t kWakeupToken = ~uint64_t(0);
 struct FdWatch {
     PyObject* reader = nullptr;
     PyObject* writer = nullptr;
-    PyObject* transport = nullptr;  // a StreamTransport
+    // What add_reader/add_writer was given for the fd (an int or a file
+    // object), while either watch is set: remove_reader finds the watch by
+    // it once its fileno() no longer answers, as a selector does.
+    PyObject* fileobj = nullptr;
+    PyObject* transport = nullptr;  // a Transport
 };
 
 // recv() size of stream transports, asyncio's max_size.
@@ -71,6 +75,11 @@ struct LoopState {
     PyObject* threadsafe_running = nullptr;
     PyThread_type_lock threadsafe_gate = nullptr;
     double slow_callback_duration = 0.1;
+    // A program replaced loop.time (an instance attribute, as
+    // mock.patch.object(loop, "time") sets one, or a class's own time):
+    // the loop then asks it for the time, as asyncio's run loop does.
+    bool time_set_on_instance = false;
+    bool time_replaced = false;
     unsigned long thread_id = 0;         // of the running thread
     size_t timer_cancelled_count = 0;    // cancelled timers still in the heap
     pid_t pid = 0;                       // process that created the loop
@@ -88,6 +97,11 @@ struct CoreLoop {
 // The loop's kReadBufferSize scratch buffer that transports read into,
 // made on first use; null with MemoryError.
 char* read_buffer(CoreLoop* self);
+// loop.time() as the loop reads it (loop_schedule.cpp): the monotonic
+// clock, unless time_replaced; -1.0 with an exception set.
+double loop_now(CoreLoop* self);
+// Recomputes time_replaced (the class's time may have been patched).
+void note_time_replaced(CoreLoop* self);
 // Raises RuntimeError('Event loop is closed') and returns -1 if it is.
 int check_closed(CoreLoop* self);
 // Appends a Handle (new reference taken) to the ready queue.
@@ -99,25 +113,39 @@ void clear_queues(CoreLoop* self);
 inline bool inherited_across_fork(const CoreLoop* self) { return self->s.pid != getpid(); }
 // Raises RuntimeError and returns -1 if it is.
 int check_not_inherited(CoreLoop* self);
-// The FdWatch of fd, growing the table as needed; null with MemoryError.
+// The FdWatch of fd, growing the table as needed, for an fd that is open;
+// null with OSError (EBADF) or MemoryError.
 FdWatch* fd_watch(CoreLoop* self, int fd);
 // Watches fd, level-triggered, for `which` (kReadable or kWritable) with a
-// Handle calling callback(*args), replacing and cancelling the previous
-// watch; raises asyncio's RuntimeError if a transport owns fd. The caller
-// has checked that the loop is open and not inherited across fork().
-// Returns a new reference to the Handle.
-PyObject* watch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* callback, PyObject* const* args,
-                   Py_ssize_t nargs);
+// Handle calling callback(*args) in `context` (null or None: a copy of the
+// current one), replacing and cancelling the previous watch; raises
+// asyncio's RuntimeError if a transport owns fd. `fileobj` is what the
+// caller was given for fd. The caller has checked that the loop is open and
+// not inherited across fork(). Returns a new reference to the Handle.
+PyObject* watch_fd(CoreLoop* self, int fd, PyObject* fileobj, uint32_t which, PyObject* callback, PyObject* const* args,
+                   Py_ssize_t nargs, PyObject* context);
 // Stops watching fd for `which` if `handle` (borrowed) is still the watch,
 // not one that replaced it since; the handle is cancelled.
 void unwatch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* handle);
+// A transport takes fd over: its watches are cancelled and its level-
+// triggered registration dropped. The caller has made the FdWatch.
+void drop_fd_watches(CoreLoop* self, int fd);
 
 // Method tables, one per file, joined by the type in loop_type.cpp.
-extern PyMethodDef loop_run_methods[];
-extern PyMethodDef loop_schedule_methods[];
-extern PyMethodDef loop_fd_methods[];
-extern PyMethodDef loop_stream_methods[];
-extern PyMethodDef loop_sock_methods[];
+extern const PyMethodDef loop_run_methods[];
+extern const PyMethodDef loop_schedule_methods[];
+extern const PyMethodDef loop_fd_methods[];
+extern const PyMethodDef loop_sock_methods[];
+extern const PyMethodDef loop_stream_methods[];    // stream_transport.cpp
+extern const PyMethodDef loop_accept_methods[];    // server_acceptor.cpp
+extern const PyMethodDef loop_pipe_methods[];      // pipe_transport.cpp
+extern const PyMethodDef loop_datagram_methods[];  // datagram_transport.cpp
+
+// The types of the other files, made at import (module.cpp).
+int init_stream_transport_type(PyObject* module, ModuleState* st);
+int init_acceptor_type(PyObject* module, ModuleState* st);
+int init_pipe_transport_types(PyObject* module, ModuleState* st);
+int init_datagram_transport_type(PyObject* module, ModuleState* st);
 
 // ready_gc.cpp: the loops a full collection checks for shared untracked
 // handles, and the gc.callbacks hook that does it.

@@ -8,7 +8,8 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
-#include "stream_transport.hpp"
+#include "methods.hpp"
+#include "transport.hpp"
 
 namespace cxxloop::py {
 
@@ -20,14 +21,12 @@ constexpr size_t kMinTimersToCompact = 100;
 
 void drop_cancelled_timers(LoopState& s) {
     if (s.timers.size() > kMinTimersToCompact && s.timer_cancelled_count * 2 > s.timers.size()) {
-        s.timers.remove_if([](PyObject* h) {
-            HandleData* d = handle_data(h);
-            if (!d->cancelled) return false;
-            d->scheduled = false;
-            Py_DECREF(h);
-            return true;
-        });
+        auto dropped = s.timers.extract_if([](PyObject* h) { return handle_data(h)->cancelled; });
         s.timer_cancelled_count = 0;
+        // Released only now that the heap is whole again: a release can
+        // run a __del__ that schedules a timer.
+        for (auto& e : dropped) handle_data(e.item)->scheduled = false;
+        for (auto& e : dropped) Py_DECREF(e.item);
         return;
     }
     while (!s.timers.empty() && handle_data(s.timers.top().item)->cancelled) {
@@ -46,7 +45,7 @@ int queue_io(CoreLoop* self, const PollEvent& ev) {
     }
     if (ev.token >= s.fds.size()) return 0;
     FdWatch& w = s.fds[ev.token];
-    if (w.transport) return stream_schedule(w.transport, ev.ready);
+    if (w.transport) return transport_of(w.transport)->schedule(ev.ready);
     if ((ev.ready & kReadable) && w.reader && !handle_data(w.reader)->cancelled &&
         push_ready(self, w.reader) < 0) {
         return -1;
@@ -58,13 +57,17 @@ int queue_io(CoreLoop* self, const PollEvent& ev) {
     return 0;
 }
 
-int poll(CoreLoop* self) {
+// Waits for I/O until the first timer is due (not at all if callbacks are
+// ready), and queues what the poller reports.
+int wait_for_events(CoreLoop* self) {
     LoopState& s = self->s;
     int64_t timeout_ns = -1;
     if (!s.ready.empty() || s.stopping) {
         timeout_ns = 0;
     } else if (!s.timers.empty()) {
-        timeout_ns = ns_until(s.timers.top().when, monotonic_seconds());
+        double now = loop_now(self);
+        if (now < 0) return -1;
+        timeout_ns = ns_until(s.timers.top().when, now);
     }
     constexpr size_t kMaxEvents = 256;
     PollEvent events[kMaxEvents];
@@ -97,9 +100,7 @@ int poll(CoreLoop* self) {
     return 0;
 }
 
-void queue_due_timers(LoopState& s) {
-    if (s.timers.empty()) return;
-    double now = monotonic_seconds();
+void queue_due_timers(LoopState& s, double now) {
     while (!s.timers.empty() && s.timers.top().when <= now) {
         PyObject* h = s.timers.pop();  // the heap's reference moves to ready
         HandleData* d = handle_data(h);
@@ -139,13 +140,19 @@ int run_handle_debug(CoreLoop* self, PyObject* h) {
 
 int run_once(CoreLoop* self) {
     LoopState& s = self->s;
+    note_time_replaced(self);
     drop_cancelled_timers(s);
-    if (poll(self) < 0) return -1;
-    try {
-        queue_due_timers(s);
-    } catch (const std::bad_alloc&) {
-        PyErr_NoMemory();
-        return -1;
+    if (wait_for_events(self) < 0) return -1;
+    if (!s.timers.empty()) {
+        // loop.time() after the poll, as asyncio's _run_once asks it.
+        double now = loop_now(self);
+        if (now < 0) return -1;
+        try {
+            queue_due_timers(s, now);
+        } catch (const std::bad_alloc&) {
+            PyErr_NoMemory();
+            return -1;
+        }
     }
     // Callbacks scheduled by these callbacks wait for the next iteration.
     // The ring holds handles and, queued by their fd events, transports:
@@ -154,7 +161,7 @@ int run_once(CoreLoop* self) {
         PyObject* h = s.ready.pop_front();
         int rc = 0;
         if (!is_handle(h)) {
-            rc = stream_run_io(h);
+            rc = transport_of(h)->dispatch();
         } else if (!handle_data(h)->cancelled) {
             rc = s.debug ? run_handle_debug(self, h) : handle_run(h);
         }
@@ -257,7 +264,13 @@ int run_forever_impl(CoreLoop* self) {
 // BaseEventLoop._run_once, for code that drives the loop one step at a time
 // (asyncio's own tests do). run_forever does not call through it.
 PyObject* run_once_method(PyObject* op, PyObject*) {
-    if (run_once(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (!self->s.poller) {
+        // Closed: asyncio's _run_once fails on its selector, gone by then.
+        PyErr_SetString(PyExc_AttributeError, "'NoneType' object has no attribute 'select'");
+        return nullptr;
+    }
+    if (run_once(self) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
@@ -287,7 +300,7 @@ PyObject* run_until_complete_cb(PyObject* module, PyObject* fut) {
     return PyObject_CallMethodNoArgs(loop.get(), st->s_stop);
 }
 
-PyMethodDef run_until_complete_cb_def = {"_run_until_complete_cb", run_until_complete_cb, METH_O, nullptr};
+PyMethodDef run_until_complete_cb_def = method_o<run_until_complete_cb>("_run_until_complete_cb", nullptr);
 
 // obj.method() is True; an error counts as False and is left set.
 bool call_true(PyObject* obj, PyObject* method) {
@@ -333,7 +346,7 @@ PyObject* run_until_complete(PyObject* op, PyObject* future) {
     return PyObject_CallMethodNoArgs(fut.get(), st->s_result);
 }
 
-PyObject* stop(PyObject* op, PyObject*) {
+PyObject* stop_method(PyObject* op, PyObject*) {
     reinterpret_cast<CoreLoop*>(op)->s.stopping = true;
     Py_RETURN_NONE;
 }
@@ -372,7 +385,7 @@ int close_executor(CoreLoop* self) {
     return r ? 0 : -1;
 }
 
-PyObject* close(PyObject* op, PyObject*) {
+PyObject* close_method(PyObject* op, PyObject*) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
     if (self->s.running) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
@@ -398,17 +411,17 @@ int init_run_until_complete_cb(PyObject* module, ModuleState* st) {
     return st->run_until_complete_cb ? 0 : -1;
 }
 
-PyMethodDef loop_run_methods[] = {
-    {"run_forever", run_forever, METH_NOARGS, "Run the loop until stop() is called."},
-    {"run_until_complete", run_until_complete, METH_O, "Run until the future (or coroutine) is done."},
-    {"_run_once", run_once_method, METH_NOARGS, nullptr},
-    {"stop", stop, METH_NOARGS, "Stop after the callbacks of the current iteration have run."},
-    {"close", close, METH_NOARGS, "Close the loop; pending callbacks are discarded."},
-    {"is_running", is_running, METH_NOARGS, "Return True if the loop is running."},
-    {"is_closed", is_closed, METH_NOARGS, "Return True if the loop was closed."},
-    {"get_debug", get_debug, METH_NOARGS, "Return the debug-mode flag."},
-    {"set_debug", set_debug, METH_O, "Set the debug-mode flag."},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_run_methods[] = {
+    method_noargs<run_forever>("run_forever", "Run the loop until stop() is called."),
+    method_o<run_until_complete>("run_until_complete", "Run until the future (or coroutine) is done."),
+    method_noargs<run_once_method>("_run_once", nullptr),
+    method_noargs<stop_method>("stop", "Stop after the callbacks of the current iteration have run."),
+    method_noargs<close_method>("close", "Close the loop; pending callbacks are discarded."),
+    method_noargs<is_running>("is_running", "Return True if the loop is running."),
+    method_noargs<is_closed>("is_closed", "Return True if the loop was closed."),
+    method_noargs<get_debug>("get_debug", "Return the debug-mode flag."),
+    method_o<set_debug>("set_debug", "Set the debug-mode flag."),
+    kMethodsEnd,
 };
 
 }  // namespace cxxloop::py

@@ -9,6 +9,7 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
 
@@ -149,13 +150,16 @@ bool to_seconds(PyObject* value, const char* none_message, double* out) {
     return true;
 }
 
-PyObject* schedule_timer(CoreLoop* self, double when, PyObject* const* args, Py_ssize_t nargs,
+// `when_obj`: the deadline as call_at was given it, which when() returns
+// (asyncio keeps an int an int); null for a float.
+PyObject* schedule_timer(CoreLoop* self, double when, PyObject* when_obj, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* context) {
     if (check_callback(self, args[0], "call_at") < 0) return nullptr;
     Ref h = Ref::steal(handle_new(self->s.st->timer_handle_type, self, args[0], args + 1, nargs - 1, context));
     if (!h) return nullptr;
     HandleData* d = handle_data(h.get());
     d->when = when;
+    d->when_obj = Py_XNewRef(when_obj);
     try {
         self->s.timers.push(when, Py_NewRef(h.get()));
     } catch (const std::bad_alloc&) {
@@ -175,7 +179,7 @@ PyObject* call_at(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* 
         !to_seconds(args[0], "when cannot be None", &when)) {
         return nullptr;
     }
-    return schedule_timer(self, when, args + 1, nargs - 1, context);
+    return schedule_timer(self, when, PyFloat_CheckExact(args[0]) ? nullptr : args[0], args + 1, nargs - 1, context);
 }
 
 PyObject* call_later(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
@@ -187,10 +191,33 @@ PyObject* call_later(PyObject* op, PyObject* const* args, size_t nargsf, PyObjec
         !to_seconds(args[0], "delay must not be None", &delay)) {
         return nullptr;
     }
-    return schedule_timer(self, monotonic_seconds() + delay, args + 1, nargs - 1, context);
+    double now = loop_now(self);
+    if (now < 0) return nullptr;
+    return schedule_timer(self, now + delay, nullptr, args + 1, nargs - 1, context);
 }
 
 PyObject* loop_time(PyObject*, PyObject*) { return PyFloat_FromDouble(monotonic_seconds()); }
+
+}  // namespace
+
+double loop_now(CoreLoop* self) {
+    if (!self->s.time_replaced) return monotonic_seconds();
+    ModuleState* st = self->s.st;
+    Ref t = Ref::steal(PyObject_CallMethodNoArgs(reinterpret_cast<PyObject*>(self), st->s_time));
+    double now = t ? PyFloat_AsDouble(t.get()) : -1.0;
+    if (now < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "loop.time() returned a negative time");
+    }
+    return now;
+}
+
+void note_time_replaced(CoreLoop* self) {
+    LoopState& s = self->s;
+    PyObject* found = _PyType_Lookup(Py_TYPE(reinterpret_cast<PyObject*>(self)), s.st->s_time);  // borrowed
+    s.time_replaced = s.time_set_on_instance || found != s.st->loop_time_method;
+}
+
+namespace {
 
 // asyncio.futures.Future and asyncio.tasks.Task, looked up at each call as
 // BaseEventLoop.create_future and create_task do: a program (or asyncio's
@@ -281,20 +308,16 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
 
 }  // namespace
 
-PyMethodDef loop_schedule_methods[] = {
-    {"call_soon", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_soon)),
-     METH_FASTCALL | METH_KEYWORDS, "call_soon(callback, *args, context=None) -> Handle"},
-    {"call_soon_threadsafe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_soon_threadsafe)),
-     METH_FASTCALL | METH_KEYWORDS, "Like call_soon(), but safe from any thread; wakes the loop."},
-    {"call_at", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_at)),
-     METH_FASTCALL | METH_KEYWORDS, "call_at(when, callback, *args, context=None) -> TimerHandle"},
-    {"call_later", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_later)),
-     METH_FASTCALL | METH_KEYWORDS, "call_later(delay, callback, *args, context=None) -> TimerHandle"},
-    {"time", loop_time, METH_NOARGS, "Return the loop's clock: time.monotonic()."},
-    {"create_future", create_future, METH_NOARGS, "Create an asyncio.Future attached to the loop."},
-    {"create_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(create_task)),
-     METH_FASTCALL | METH_KEYWORDS, "create_task(coro, **kwargs) -> Task"},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_schedule_methods[] = {
+    method_fastcall_kw<call_soon>("call_soon", "call_soon(callback, *args, context=None) -> Handle"),
+    method_fastcall_kw<call_soon_threadsafe>("call_soon_threadsafe",
+                                             "Like call_soon(), but safe from any thread; wakes the loop."),
+    method_fastcall_kw<call_at>("call_at", "call_at(when, callback, *args, context=None) -> TimerHandle"),
+    method_fastcall_kw<call_later>("call_later", "call_later(delay, callback, *args, context=None) -> TimerHandle"),
+    method_noargs<loop_time>("time", "Return the loop's clock: time.monotonic()."),
+    method_noargs<create_future>("create_future", "Create an asyncio.Future attached to the loop."),
+    method_fastcall_kw<create_task>("create_task", "create_task(coro, **kwargs) -> Task"),
+    kMethodsEnd,
 };
 
 }  // namespace cxxloop::py

@@ -10,33 +10,32 @@
 #include "../core/heap_tuning.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
-#include "stream_transport.hpp"
+#include "transport.hpp"
 
 namespace cxxloop::py {
 
 void clear_queues(CoreLoop* self) {
     LoopState& s = self->s;
-    // Move everything out first: a released handle can run arbitrary code
-    // (a __del__) that schedules on this loop again.
+    // Move everything out first, without allocating (this runs from
+    // tp_clear too): a released handle can run arbitrary code (a __del__)
+    // that schedules on this loop again.
     Ring<PyObject*> ready;
     ready.swap(s.ready);
     std::vector<FdWatch> fds;
     fds.swap(s.fds);
-    std::vector<PyObject*> timers;
-    s.timers.drain([&](PyObject* h) {
-        handle_data(h)->scheduled = false;
-        timers.push_back(h);
-    });
+    std::vector<TimerHeap<PyObject*>::Entry> timers = s.timers.take_all();
     s.timer_cancelled_count = 0;
+    for (auto& e : timers) handle_data(e.item)->scheduled = false;
     while (!ready.empty()) release_ready(ready.pop_front());
-    for (PyObject* h : timers) Py_DECREF(h);
+    for (auto& e : timers) Py_DECREF(e.item);
     for (FdWatch& w : fds) {
         Py_XDECREF(w.reader);
         Py_XDECREF(w.writer);
+        Py_XDECREF(w.fileobj);
         if (w.transport) {
             // The transport outlives its registration only if someone
             // else holds it; then it must not touch the table again.
-            stream_data(w.transport)->registered = false;
+            transport_of(w.transport)->registered = false;
             Py_DECREF(w.transport);
         }
     }
@@ -67,7 +66,20 @@ PyObject* CoreLoop_new(PyTypeObject* type, PyObject*, PyObject*) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     if (register_live_loop(self) < 0) return nullptr;
+    note_time_replaced(self);
     return op.release();
+}
+
+// Notes a time attribute set on (or deleted from) the loop itself.
+int CoreLoop_setattro(PyObject* op, PyObject* name, PyObject* value) {
+    if (PyObject_GenericSetAttr(op, name, value) < 0) return -1;
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    ModuleState* st = self->s.st;
+    if (PyUnicode_Check(name) && name_is(st, name, st->s_time)) {
+        self->s.time_set_on_instance = value != nullptr;
+        note_time_replaced(self);
+    }
+    return 0;
 }
 
 int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
@@ -91,6 +103,7 @@ int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
     for (const FdWatch& w : s.fds) {
         Py_VISIT(w.reader);
         Py_VISIT(w.writer);
+        Py_VISIT(w.fileobj);
         Py_VISIT(w.transport);
     }
     Py_VISIT(s.task_factory);
@@ -203,10 +216,10 @@ PyGetSetDef loop_getsets[] = {
 
 std::vector<PyMethodDef> all_methods() {
     std::vector<PyMethodDef> out;
-    for (PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods,
-                                 loop_sock_methods, loop_accept_methods, loop_pipe_methods,
-                                 loop_datagram_methods}) {
-        for (PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
+    for (const PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods,
+                                       loop_sock_methods, loop_accept_methods, loop_pipe_methods,
+                                       loop_datagram_methods}) {
+        for (const PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
     }
     out.push_back({nullptr, nullptr, 0, nullptr});
     return out;
@@ -222,6 +235,7 @@ int init_loop_type(PyObject* module, ModuleState* st) {
         {Py_tp_dealloc, reinterpret_cast<void*>(CoreLoop_dealloc)},
         {Py_tp_traverse, reinterpret_cast<void*>(CoreLoop_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(CoreLoop_clear)},
+        {Py_tp_setattro, reinterpret_cast<void*>(CoreLoop_setattro)},
         {Py_tp_methods, methods.data()},
         {Py_tp_getset, loop_getsets},
         {Py_tp_doc, const_cast<char*>("The C++ core of cxxloop.Loop: ready queue, timers, poller, run loop.")},
@@ -236,6 +250,11 @@ int init_loop_type(PyObject* module, ModuleState* st) {
     };
     st->loop_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
     if (!st->loop_type) return -1;
+    st->loop_time_method = Py_XNewRef(_PyType_Lookup(st->loop_type, st->s_time));
+    if (!st->loop_time_method) {
+        PyErr_SetString(PyExc_SystemError, "CoreLoop has no time method");
+        return -1;
+    }
     return PyModule_AddObjectRef(module, "CoreLoop", reinterpret_cast<PyObject*>(st->loop_type));
 }
 

@@ -18,13 +18,20 @@ Py_ssize_t aligned_end(std::initializer_list<PyObject*> bases, size_t align) {
     return (end + Py_ssize_t(align) - 1) / Py_ssize_t(align) * Py_ssize_t(align);
 }
 
-// HandleData goes after the largest of asyncio's handle classes, and
-// StreamData after the largest base of the transport types, so that each
-// sits at one offset in all the types that hold it.
+// HandleData goes after the largest of asyncio's handle classes, and a
+// transport's weak-reference list, __dict__ and C++ object after the
+// largest base of the transport types, so that each sits at one offset in
+// all the types that hold it.
 int settle_layout_from(const ModuleState* st) {
+    Py_ssize_t slots = aligned_end({st->FlowControlMixin, st->ReadTransportBase, st->DatagramTransportBase},
+                                   alignof(PyObject*));
+    Py_ssize_t data = (slots + 2 * Py_ssize_t(sizeof(PyObject*)) + Py_ssize_t(alignof(Transport)) - 1) /
+                      Py_ssize_t(alignof(Transport)) * Py_ssize_t(alignof(Transport));
     return settle_layout(Layout{
         aligned_end({st->HandleBase, st->TimerHandleBase, st->ThreadSafeHandleBase}, alignof(HandleData)),
-        aligned_end({st->FlowControlMixin, st->ReadTransportBase, st->DatagramTransportBase}, alignof(StreamData)),
+        slots,
+        slots + Py_ssize_t(sizeof(PyObject*)),
+        data,
     });
 }
 

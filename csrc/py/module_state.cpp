@@ -17,7 +17,10 @@ int settle_layout(const Layout& computed) {
         settled = true;
         return 0;
     }
-    if (layout.handle_data == computed.handle_data && layout.transport_data == computed.transport_data) return 0;
+    if (layout.handle_data == computed.handle_data && layout.transport_weaklist == computed.transport_weaklist &&
+        layout.transport_dict == computed.transport_dict && layout.transport_data == computed.transport_data) {
+        return 0;
+    }
     PyErr_SetString(PyExc_ImportError, "cxxloop._core: asyncio's classes changed size since the first import");
     return -1;
 }
@@ -69,6 +72,22 @@ int init_module_state(ModuleState* st) {
         *f.out = truth;
     }
 
+    struct Size {
+        size_t* out;
+        const char* name;
+    };
+    const Size sizes[] = {
+#define CXXLOOP_ROW(field, name) {&st->field, name},
+        CXXLOOP_IMPORTED_SIZES(CXXLOOP_ROW)
+#undef CXXLOOP_ROW
+    };
+    for (const Size& z : sizes) {
+        Ref value = Ref::steal(import_attr("cxxloop._asyncio_internals", z.name));
+        size_t n = value ? PyLong_AsSize_t(value.get()) : size_t(-1);
+        if (n == size_t(-1) && PyErr_Occurred()) return -1;
+        *z.out = n;
+    }
+
     struct Name {
         PyObject** out;
         const char* text;
@@ -107,6 +126,7 @@ void for_each_cyclic(ModuleState* st, Fn fn) {
     CXXLOOP_IMPORTED_OBJECTS(CXXLOOP_ROW)
 #undef CXXLOOP_ROW
     fn(&st->run_until_complete_cb);
+    fn(&st->loop_time_method);
 }
 
 // Frees the handles kept for reuse (each holds a reference to its type)

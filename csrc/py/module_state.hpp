@@ -56,12 +56,17 @@ struct CoreLoop;
 #define CXXLOOP_IMPORTED_FLAGS(X)                                       \
     X(create_task_passes_kwargs, "CREATE_TASK_PASSES_KWARGS")           \
     X(server_attach_takes_transport, "SERVER_ATTACH_TAKES_TRANSPORT")   \
-    X(server_has_context, "SERVER_HAS_CONTEXT")                         \
-    X(format_callback_source_has_debug, "FORMAT_CALLBACK_SOURCE_HAS_DEBUG")
+    X(format_callback_source_has_debug, "FORMAT_CALLBACK_SOURCE_HAS_DEBUG") \
+    X(socket_writelines_joins, "SOCKET_WRITELINES_JOINS")               \
+    X(datagram_sends_empty, "DATAGRAM_SENDS_EMPTY")
 
-// Interned attribute and keyword names: X(field, text). Those starting with
-// an underscore are asyncio's private names; tests/test_asyncio_contract.py
-// checks that each still exists (_core.ASYNCIO_PRIVATE_NAMES lists them).
+// Sizes from cxxloop._asyncio_internals: X(field, attribute).
+#define CXXLOOP_IMPORTED_SIZES(X) X(datagram_header_size, "DATAGRAM_HEADER_SIZE")
+
+// Interned attribute and keyword names: X(field, text). The private ones
+// that are asyncio's (methods and attributes of its loop, futures, tasks
+// and servers) are listed in cxxloop._asyncio_internals too, where
+// tests/test_asyncio_contract.py checks that each still exists.
 #define CXXLOOP_INTERNED_NAMES(X)                                        \
     X(context, "context")                                                \
     X(loop, "loop")                                                      \
@@ -72,6 +77,7 @@ struct CoreLoop;
     X(generation, "generation")                                          \
     X(exception, "exception")                                            \
     X(handle, "handle")                                                  \
+    X(time, "time")                                                      \
     X(run, "_run")                                                       \
     X(Future, "Future")                                                  \
     X(Task, "Task")                                                      \
@@ -129,11 +135,10 @@ struct CoreLoop;
     X(set_coroutine_origin_tracking, "_set_coroutine_origin_tracking")   \
     X(asyncgen_firstiter_hook, "_asyncgen_firstiter_hook")               \
     X(asyncgen_finalizer_hook, "_asyncgen_finalizer_hook")               \
-    X(start_serving, "_start_serving")                                   \
+    X(start_accepting, "_start_accepting")                               \
     X(remove_reader_, "_remove_reader")                                  \
     X(attach, "_attach")                                                 \
     X(detach, "_detach")                                                 \
-    X(server_context, "_context")                                        \
     X(default_executor, "_default_executor")                             \
     X(executor_shutdown_called, "_executor_shutdown_called")
 
@@ -169,6 +174,9 @@ struct ModuleState {
 #define CXXLOOP_DECLARE(field, ...) bool field = false;
     CXXLOOP_IMPORTED_FLAGS(CXXLOOP_DECLARE)
 #undef CXXLOOP_DECLARE
+#define CXXLOOP_DECLARE(field, ...) size_t field = 0;
+    CXXLOOP_IMPORTED_SIZES(CXXLOOP_DECLARE)
+#undef CXXLOOP_DECLARE
 #define CXXLOOP_DECLARE(field, ...) PyObject* s_##field = nullptr;
     CXXLOOP_INTERNED_NAMES(CXXLOOP_DECLARE)
 #undef CXXLOOP_DECLARE
@@ -181,6 +189,7 @@ struct ModuleState {
     PyObject* kw_wait = nullptr;      // ("wait",)
     PyObject* kw_asyncgen_hooks = nullptr;  // ("firstiter", "finalizer")
     PyObject* run_until_complete_cb = nullptr;  // loop_run.cpp
+    PyObject* loop_time_method = nullptr;       // CoreLoop.time, to tell a replaced one
 
     // _asyncio's TaskStepMethWrapper, once a call_soon has seen it, and the
     // type that test last found not to be one (handle.cpp); the second is

@@ -18,6 +18,7 @@
 
 #include "handle.hpp"
 #include "loop.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
 namespace {
@@ -49,9 +50,7 @@ PyObject* on_collection(PyObject* self, PyObject* const* args, Py_ssize_t nargs)
     Py_RETURN_NONE;
 }
 
-PyMethodDef on_collection_def = {"_track_shared_ready_handles",
-                                 reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(on_collection)),
-                                 METH_FASTCALL, nullptr};
+PyMethodDef on_collection_def = method_fastcall<on_collection>("_track_shared_ready_handles", nullptr);
 
 }  // namespace
 

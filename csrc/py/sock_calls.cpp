@@ -8,6 +8,7 @@
 #include <utility>
 
 #include "loop.hpp"
+#include "methods.hpp"
 #include "sock_op.hpp"
 
 namespace cxxloop::py {
@@ -84,7 +85,7 @@ int sendall(SockOp* op, PyObject** result) {
 }
 
 // accept, then make the connection non-blocking, as asyncio's _sock_accept.
-int accept(SockOp* op, PyObject** result) {
+int try_accept(SockOp* op, PyObject** result) {
     Ref pair = Ref::steal(PyObject_CallMethodNoArgs(op->sock, op_state(op)->s_accept));
     if (!pair) return would_block() ? 0 : -1;
     if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
@@ -167,11 +168,6 @@ PyObject* sock_accept(PyObject* loop, PyObject* args, PyObject* kwargs) {
     return make(loop, SockKind::Accept, sock, nullptr, nullptr);
 }
 
-template <PyObject* (*F)(PyObject*, PyObject*, PyObject*)>
-constexpr PyCFunction kw_method() {
-    return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(F));
-}
-
 }  // namespace
 
 int sock_attempt(SockOp* op, PyObject** result) {
@@ -182,28 +178,21 @@ int sock_attempt(SockOp* op, PyObject** result) {
         case SockKind::RecvFromInto: return recvfrom_into(op, result);
         case SockKind::SendAll: return sendall(op, result);
         case SockKind::SendTo: return outcome(call(op->sock, op_state(op)->s_sendto, op->arg, op->arg2), result);
-        case SockKind::Accept: return accept(op, result);
+        case SockKind::Accept: return try_accept(op, result);
     }
     PyErr_SetString(PyExc_SystemError, "unknown sock operation");
     return -1;
 }
 
-PyMethodDef loop_sock_methods[] = {
-    {"sock_recv", kw_method<sock_recv>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recv(sock, n): receive up to n bytes from the non-blocking socket."},
-    {"sock_recv_into", kw_method<sock_recv_into>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recv_into(sock, buf): receive into buf; return the number of bytes."},
-    {"sock_recvfrom", kw_method<sock_recvfrom>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recvfrom(sock, bufsize): receive a datagram; return (data, address)."},
-    {"sock_recvfrom_into", kw_method<sock_recvfrom_into>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recvfrom_into(sock, buf, nbytes=0): receive a datagram into buf; return (nbytes, address)."},
-    {"sock_sendall", kw_method<sock_sendall>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_sendall(sock, data): send all of data."},
-    {"sock_sendto", kw_method<sock_sendto>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_sendto(sock, data, address): send a datagram; return the number of bytes sent."},
-    {"sock_accept", kw_method<sock_accept>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_accept(sock): accept a connection; return (conn, address) with conn non-blocking."},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_sock_methods[] = {
+    method_varargs_kw<sock_recv>("sock_recv", "sock_recv(sock, n): receive up to n bytes from the non-blocking socket."),
+    method_varargs_kw<sock_recv_into>("sock_recv_into", "sock_recv_into(sock, buf): receive into buf; return the number of bytes."),
+    method_varargs_kw<sock_recvfrom>("sock_recvfrom", "sock_recvfrom(sock, bufsize): receive a datagram; return (data, address)."),
+    method_varargs_kw<sock_recvfrom_into>("sock_recvfrom_into", "sock_recvfrom_into(sock, buf, nbytes=0): receive a datagram into buf; return (nbytes, address)."),
+    method_varargs_kw<sock_sendall>("sock_sendall", "sock_sendall(sock, data): send all of data."),
+    method_varargs_kw<sock_sendto>("sock_sendto", "sock_sendto(sock, data, address): send a datagram; return the number of bytes sent."),
+    method_varargs_kw<sock_accept>("sock_accept", "sock_accept(sock): accept a connection; return (conn, address) with conn non-blocking."),
+    kMethodsEnd,
 };
 
 }  // namespace cxxloop::py

@@ -7,7 +7,8 @@
 
 #include "compat.hpp"
 #include "loop.hpp"
-#include "stream_transport.hpp"
+#include "methods.hpp"
+#include "transport.hpp"
 
 namespace cxxloop::py {
 namespace {
@@ -71,7 +72,7 @@ PyObject* start_waiting(SockOp* op) {
     // Tasks wait only on futures that say they are being awaited.
     if (!future || PyObject_SetAttr(future.get(), op_state(op)->s_asyncio_future_blocking, Py_True) < 0) return nullptr;
     PyObject* self = reinterpret_cast<PyObject*>(op);
-    PyObject* handle = watch_fd(loop, fd, direction(op->kind), self, nullptr, 0);
+    PyObject* handle = watch_fd(loop, fd, op->sock, direction(op->kind), self, nullptr, 0, nullptr);
     if (!handle) return nullptr;
     op->fd = fd;
     op->handle = handle;
@@ -162,7 +163,7 @@ PyObject* stop_iteration(PyObject* value) {
     return nullptr;
 }
 
-PyObject* send(PyObject* self, PyObject* arg) {
+PyObject* send_method(PyObject* self, PyObject* arg) {
     PyObject* result;
     switch (am_send(self, arg, &result)) {
         case PYGEN_NEXT: return result;
@@ -190,7 +191,7 @@ PyObject* iternext(PyObject* self) {
 
 // throw(exc) or the old throw(type[, value[, traceback]]): the awaiting
 // task was cancelled, or someone threw into it. The op ends and raises.
-PyObject* throw_(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* throw_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 3) {
         PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
         return nullptr;
@@ -220,7 +221,7 @@ PyObject* throw_(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
 }
 
-PyObject* close(PyObject* self, PyObject*) {
+PyObject* close_method(PyObject* self, PyObject*) {
     abandon(as_op(self));
     Py_RETURN_NONE;
 }
@@ -283,12 +284,11 @@ void dealloc(PyObject* self) {
     Py_DECREF(tp);
 }
 
-PyMethodDef methods[] = {
-    {"send", send, METH_O, "send(value): step the operation, as coroutine.send()."},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(throw_)), METH_FASTCALL,
-     "throw(exc): end the operation by raising exc, as coroutine.throw()."},
-    {"close", close, METH_NOARGS, "End the operation, as coroutine.close()."},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef methods[] = {
+    method_o<send_method>("send", "send(value): step the operation, as coroutine.send()."),
+    method_fastcall<throw_method>("throw", "throw(exc): end the operation by raising exc, as coroutine.throw()."),
+    method_noargs<close_method>("close", "End the operation, as coroutine.close()."),
+    kMethodsEnd,
 };
 
 PyGetSetDef getsets[] = {
@@ -320,15 +320,15 @@ PyObject* sock_op_new(CoreLoop* loop, SockKind kind, PyObject* sock, PyObject* a
 int init_sock_op_type(PyObject* module, ModuleState* st) {
     PyType_Slot slots[] = {
         {Py_am_await, reinterpret_cast<void*>(await)},
-        {Py_am_send, reinterpret_cast<void*>(am_send)},
+        {Py_am_send, slot<am_send>()},
         {Py_tp_iter, reinterpret_cast<void*>(await)},
-        {Py_tp_iternext, reinterpret_cast<void*>(iternext)},
-        {Py_tp_call, reinterpret_cast<void*>(io_ready)},
+        {Py_tp_iternext, slot<iternext>()},
+        {Py_tp_call, slot<io_ready>()},
         {Py_tp_finalize, reinterpret_cast<void*>(finalize)},
         {Py_tp_traverse, reinterpret_cast<void*>(traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(clear)},
         {Py_tp_dealloc, reinterpret_cast<void*>(dealloc)},
-        {Py_tp_methods, methods},
+        {Py_tp_methods, const_cast<PyMethodDef*>(methods)},
         {Py_tp_getset, getsets},
         {Py_tp_doc, const_cast<char*>("The awaitable a loop.sock_*() call returns.")},
         {0, nullptr},

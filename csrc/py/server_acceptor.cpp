@@ -3,15 +3,16 @@
 // connection.
 //
 // Loop._start_serving calls loop._start_accepting(protocol_factory, sock,
-// server, backlog), which watches the listening fd with a Handle calling an
+// server, backlog, context), which watches the listening fd with a Handle calling an
 // Acceptor. On each readable event the Acceptor accepts up to `backlog`
 // connections with accept4 (non-blocking and close-on-exec in the same
 // call), wraps each in a socket.socket, calls protocol_factory() and
-// creates the StreamTransport, which schedules connection_made. Errors
+// creates the StreamTransport, which schedules connection_made; each
+// connection is set up in a contextvars.Context of its own. Errors
 // follow asyncio: a connection whose set-up fails is closed and, in debug
 // mode only, reported; running out of fds (EMFILE, ENFILE, ENOBUFS,
 // ENOMEM) is reported, and accepting stops for ACCEPT_RETRY_DELAY before
-// _start_serving watches the socket again, so a full fd table does not
+// the socket is watched again, so a full fd table does not
 // make the loop spin.
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,8 +20,11 @@
 #include <cerrno>
 #include <cstring>
 
+#include <vector>
+
 #include "compat.hpp"
-#include "loop.hpp"
+#include "handle.hpp"
+#include "methods.hpp"
 #include "stream_transport.hpp"
 
 namespace cxxloop::py {
@@ -32,6 +36,9 @@ struct Acceptor {
     PyObject* protocol_factory;
     PyObject* sock;              // the listening socket.socket
     PyObject* server;            // asyncio Server or None
+    // The context each connection's copy is made from (3.15's Server
+    // passes its own), or null for the one current when it is accepted.
+    PyObject* context;
     int fd;
     int family;
     int type;
@@ -62,11 +69,12 @@ int back_off(Acceptor* a, PyObject* exc) {
     if (!fd) return -1;
     Ref r = Ref::steal(PyObject_CallMethodOneArg(a->loop, st->s_remove_reader_, fd.get()));
     if (!r) return -1;
-    Ref restart = Ref::steal(PyObject_GetAttr(a->loop, st->s_start_serving));
+    Ref restart = Ref::steal(PyObject_GetAttr(a->loop, st->s_start_accepting));
     Ref backlog = Ref::steal(PyLong_FromLong(a->backlog));
     if (!restart || !backlog) return -1;
-    PyObject* args[] = {a->loop,          st->accept_retry_delay, restart.get(), a->protocol_factory,
-                        a->sock,          Py_None,                a->server,     backlog.get()};
+    PyObject* args[] = {a->loop,   st->accept_retry_delay, restart.get(),
+                        a->protocol_factory, a->sock,      a->server,
+                        backlog.get(), a->context ? a->context : Py_None};
     r = Ref::steal(PyObject_VectorcallMethod(st->s_call_later, args, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     return r ? 0 : -1;
 }
@@ -138,6 +146,33 @@ int report_setup_error(Acceptor* a, PyObject* protocol) {
     return call_handler(a, context.get());
 }
 
+// The context an accepted connection is set up and runs in: a copy of the
+// server's, or of the current one, as asyncio's accept task runs in a copy
+// of the context the server was started from. A new reference.
+PyObject* connection_context(Acceptor* a) {
+    return a->context ? PyContext_Copy(a->context) : PyContext_CopyCurrent();
+}
+
+// Sets up the connection inside its context: the protocol factory runs
+// there, so what it sets stays with this connection.
+PyObject* new_connection(Acceptor* a, PyObject* conn, PyObject* context, Ref* protocol) {
+    CoreLoop* loop = reinterpret_cast<CoreLoop*>(a->loop);
+    if (PyContext_Enter(context) < 0) return nullptr;
+    *protocol = Ref::steal(PyObject_CallNoArgs(a->protocol_factory));
+    PyObject* transport = nullptr;
+    if (*protocol) {
+        // Given a server's context, the transport runs in the copy itself,
+        // as 3.15's does; else it copies the one current here, as asyncio's
+        // earlier transports do.
+        transport = stream_transport_new(loop, conn, protocol->get(), Py_None, Py_None, a->server,
+                                         a->context ? context : Py_None);
+    }
+    Ref pending_exc = Ref::steal(PyErr_GetRaisedException());
+    PyContext_Exit(context);
+    PyErr_SetRaisedException(pending_exc.release());
+    return transport;
+}
+
 // One accepted connection: its protocol and transport.
 int serve(Acceptor* a, PyObject* conn) {
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(a->loop);
@@ -146,9 +181,9 @@ int serve(Acceptor* a, PyObject* conn) {
                                                conn));
         if (!r) return -1;
     }
-    Ref protocol = Ref::steal(PyObject_CallNoArgs(a->protocol_factory));
-    Ref transport;
-    if (protocol) transport = Ref::steal(stream_transport_new(loop, conn, protocol.get(), Py_None, Py_None, a->server));
+    Ref protocol;
+    Ref context = Ref::steal(connection_context(a));
+    Ref transport = context ? Ref::steal(new_connection(a, conn, context.get(), &protocol)) : Ref();
     if (transport) return 0;
     // Neither the protocol nor a transport owns the connection: close it.
     Ref pending = Ref::steal(PyErr_GetRaisedException());
@@ -158,11 +193,19 @@ int serve(Acceptor* a, PyObject* conn) {
     return report_setup_error(a, protocol.get());
 }
 
+// True while the listening fd's reader is still this acceptor: the
+// protocol factory (or anything it called) may have closed the server.
+bool still_accepting(Acceptor* a) {
+    const std::vector<FdWatch>& fds = reinterpret_cast<CoreLoop*>(a->loop)->s.fds;
+    if (size_t(a->fd) >= fds.size() || !fds[size_t(a->fd)].reader) return false;
+    return handle_data(fds[size_t(a->fd)].reader)->callback == reinterpret_cast<PyObject*>(a);
+}
+
 // The listening fd is readable: accept up to `backlog` connections.
 PyObject* accept_ready(PyObject* self, PyObject*, PyObject*) {
     Acceptor* a = as_acceptor(self);
     Ref keep = Ref::borrow(self);  // back_off drops the watch that owns us
-    for (int i = 0; i < a->backlog; ++i) {
+    for (int i = 0; i < a->backlog && still_accepting(a); ++i) {
         PyObject* accepted = nullptr;
         int rc = accept_one(a, &accepted);
         if (rc == 0) break;
@@ -195,12 +238,13 @@ int int_attr(PyObject* o, PyObject* name, int* out) {
     return v ? to_int(v.get(), out) : -1;
 }
 
-// loop._start_accepting(protocol_factory, sock, server, backlog)
+// loop._start_accepting(protocol_factory, sock, server, backlog, context)
 PyObject* start_accepting(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 4) {
-        PyErr_Format(PyExc_TypeError, "_start_accepting() takes 4 arguments (%zd given)", nargs);
+    if (nargs != 5) {
+        PyErr_Format(PyExc_TypeError, "_start_accepting() takes 5 arguments (%zd given)", nargs);
         return nullptr;
     }
+    if (check_context_arg(args[4]) < 0) return nullptr;
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
     if (check_closed(loop) < 0 || check_not_inherited(loop) < 0) return nullptr;
     int backlog;
@@ -213,6 +257,7 @@ PyObject* start_accepting(PyObject* op, PyObject* const* args, Py_ssize_t nargs)
     a->protocol_factory = Py_NewRef(args[0]);
     a->sock = Py_NewRef(args[1]);
     a->server = Py_NewRef(args[2]);
+    a->context = args[4] == Py_None ? nullptr : Py_NewRef(args[4]);
     a->backlog = backlog;
     PyObject_GC_Track(self.get());
     if ((a->fd = sock_fileno(st, a->sock)) < 0) return nullptr;
@@ -220,7 +265,7 @@ PyObject* start_accepting(PyObject* op, PyObject* const* args, Py_ssize_t nargs)
         int_attr(a->sock, st->s_proto, &a->proto) < 0) {
         return nullptr;
     }
-    Ref handle = Ref::steal(watch_fd(loop, a->fd, kReadable, self.get(), nullptr, 0));
+    Ref handle = Ref::steal(watch_fd(loop, a->fd, a->sock, kReadable, self.get(), nullptr, 0, nullptr));
     if (!handle) return nullptr;
     Py_RETURN_NONE;
 }
@@ -232,11 +277,13 @@ int traverse(PyObject* self, visitproc visit, void* arg) {
     Py_VISIT(a->protocol_factory);
     Py_VISIT(a->sock);
     Py_VISIT(a->server);
+    Py_VISIT(a->context);
     return 0;
 }
 
 int clear(PyObject* self) {
     Acceptor* a = as_acceptor(self);
+    Py_CLEAR(a->context);
     Py_CLEAR(a->server);
     Py_CLEAR(a->sock);
     Py_CLEAR(a->protocol_factory);
@@ -254,15 +301,14 @@ void dealloc(PyObject* self) {
 
 }  // namespace
 
-PyMethodDef loop_accept_methods[] = {
-    {"_start_accepting", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(start_accepting)), METH_FASTCALL,
-     nullptr},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_accept_methods[] = {
+    method_fastcall<start_accepting>("_start_accepting", nullptr),
+    kMethodsEnd,
 };
 
 int init_acceptor_type(PyObject* module, ModuleState* st) {
     PyType_Slot slots[] = {
-        {Py_tp_call, reinterpret_cast<void*>(accept_ready)},
+        {Py_tp_call, slot<accept_ready>()},
         {Py_tp_traverse, reinterpret_cast<void*>(traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(clear)},
         {Py_tp_dealloc, reinterpret_cast<void*>(dealloc)},
