@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -107,6 +108,22 @@ def test_unknown_workload_is_an_error():
     )
     assert proc.returncode != 0
     assert "no workload matches no_such_workload" in proc.stderr
+
+
+def test_the_build_installed_the_c_programs():
+    from cxxloop.bench import native
+
+    for name in native.PROGRAMS:
+        assert os.access(native.binary(name), os.X_OK), name
+    assert native.missing() is None
+
+
+def test_echo_workloads_are_skipped_without_the_c_programs(monkeypatch):
+    from cxxloop.bench import native
+
+    monkeypatch.setattr(native, "binary", lambda name: Path("/nonexistent") / name)
+    reason = all_workloads()["echo_protocol_64"].unavailable()
+    assert reason == "loadgen, echo_server not installed: cxxloop was built with CXXLOOP_BUILD_BENCH=OFF"
 
 
 @pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by tools/apt-deps; missing here")
