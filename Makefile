@@ -22,7 +22,7 @@ test-python:
 	@set -e; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv .venv-$$ver $$py '.[test]'; \
+	  tools/venv .venv-$$ver $$py '.[test,test-integrations]'; \
 	  .venv-$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
 	done
 
@@ -31,7 +31,7 @@ test-cpp:
 
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
-	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test]'
+	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test,test-integrations]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
 	ldd .venv-asan/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
