@@ -7,13 +7,14 @@ PYTHON ?= $(firstword $(shell tools/find-pythons))
 PYTHONS ?= $(shell tools/find-pythons)
 PYTEST_ARGS ?=
 
-.PHONY: bench test test-python test-cpp test-asan deps clean
+.PHONY: bench test test-python test-cpp test-asan deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
-test: deps test-cpp test-python test-asan
+# wheel first: tests/test_wheel.py installs what it puts in dist/.
+test: deps test-cpp wheel test-python test-asan
 
 deps:
 	tools/apt-deps
@@ -25,6 +26,11 @@ test-python:
 	  tools/venv .venv-$$ver $$py '.[test,test-integrations]'; \
 	  .venv-$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
 	done
+
+# dist/: the sdist, and a wheel built from it for $(PYTHON), repaired to a
+# manylinux tag by auditwheel.
+wheel:
+	tools/wheel $(PYTHON)
 
 test-cpp:
 	tests/cpp/run.sh
@@ -39,4 +45,4 @@ test-asan:
 	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider --capture=sys $(PYTEST_ARGS)
 
 clean:
-	rm -rf build .venv-* .pytest_cache
+	rm -rf build dist .venv-* .pytest_cache
