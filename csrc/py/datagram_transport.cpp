@@ -46,7 +46,8 @@ int send_or_receive_failed(PyObject* t, const char* fatal_message, bool raise_to
     if (!protocol) return 0;  // connection_lost has run: nobody to tell
     PyObject* args[] = {protocol, exc.get()};
     Ref r = Ref::steal(
-        PyObject_VectorcallMethod(g.s_error_received, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+        PyObject_VectorcallMethod(stream_state(stream_data(t))->s_error_received, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  nullptr));
     if (r) return 0;
     if (raise_to_caller) return -1;
     return report_raised_to_loop(t, "Exception in callback DatagramTransport: protocol.error_received() failed");
@@ -91,7 +92,8 @@ int receive(PyObject* t, Ref* data, Ref* addr) {
         if (!size) return -1;
         PyObject* args[] = {d->sock, size.get()};
         Ref pair =
-            Ref::steal(PyObject_VectorcallMethod(g.s_recvfrom, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+            Ref::steal(PyObject_VectorcallMethod(stream_state(d)->s_recvfrom, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                                 nullptr));
         if (!pair) {
             if (!would_block()) return -1;
             PyErr_Clear();
@@ -142,7 +144,8 @@ int send_datagram(StreamData* d, PyObject* data, PyObject* addr) {
         return -1;
     }
     PyObject* args[] = {d->sock, data, addr};
-    Ref r = Ref::steal(PyObject_VectorcallMethod(g.s_sendto, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+    Ref r = Ref::steal(
+        PyObject_VectorcallMethod(stream_state(d)->s_sendto, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     if (r) return 1;
     if (!would_block()) return -1;
     PyErr_Clear();
@@ -232,17 +235,18 @@ PyObject* make_datagram_transport(PyObject* op, PyObject* args, PyObject* kwargs
     }
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
     if (check_closed(loop) < 0) return nullptr;
-    int fd = sock_fileno(sock);
+    ModuleState* st = loop->s.st;
+    int fd = sock_fileno(st, sock);
     if (fd < 0) return nullptr;
-    Ref family_obj = Ref::steal(PyObject_GetAttrString(sock, "family"));
+    Ref family_obj = Ref::steal(PyObject_GetAttr(sock, st->s_family));
     long family = family_obj ? PyLong_AsLong(family_obj.get()) : -1;
     if (family == -1 && PyErr_Occurred()) return nullptr;
     Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
-    if (!extra_dict || stream_fill_extra(extra_dict.get(), sock) < 0) return nullptr;
+    if (!extra_dict || stream_fill_extra(st, extra_dict.get(), sock) < 0) return nullptr;
     Ref peer = Ref::steal(PyMapping_GetItemString(extra_dict.get(), "peername"));
     int connected = peer ? PyObject_IsTrue(peer.get()) : -1;
     if (connected < 0) return nullptr;
-    Ref t = Ref::steal(stream_transport_start(loop, g.DatagramTransport, TransportKind::datagram, fd, sock, protocol,
+    Ref t = Ref::steal(stream_transport_start(loop, loop->s.st->datagram_type, TransportKind::datagram, fd, sock, protocol,
                                               waiter, extra_dict.get(), Py_None));
     if (!t) return nullptr;
     DatagramState* s = dgram(t.get());
@@ -281,7 +285,8 @@ int datagram_read_ready(PyObject* t) {
     if (rc < 0) return send_or_receive_failed(t, "Fatal read error on datagram transport", false);
     PyObject* args[] = {d->protocol, data.get(), addr.get()};
     Ref r = Ref::steal(
-        PyObject_VectorcallMethod(g.s_datagram_received, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+        PyObject_VectorcallMethod(stream_state(d)->s_datagram_received, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                  nullptr));
     if (r) return 0;
     return report_raised_to_loop(t, "Exception in callback DatagramTransport: protocol.datagram_received() failed");
 }
@@ -320,21 +325,17 @@ PyMethodDef loop_datagram_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-int init_datagram_transport_type(PyObject* module) {
-    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
-    if (!transports) return -1;
-    Ref flow = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
-    Ref datagram = Ref::steal(PyObject_GetAttrString(transports.get(), "DatagramTransport"));
-    if (!flow || !datagram) return -1;
+int init_datagram_transport_type(PyObject* module, ModuleState* st) {
+    static const TransportTables tables({stream_core_methods, stream_flow_methods, datagram_methods},
+                                        {stream_core_getsets, stream_write_getsets, datagram_getsets});
     // asyncio's is a _SelectorTransport, so a Transport as well.
-    Ref bases = Ref::steal(PyTuple_Pack(2, flow.get(), datagram.get()));
+    Ref bases = Ref::steal(PyTuple_Pack(2, st->FlowControlMixin, st->DatagramTransportBase));
     if (!bases) return -1;
-    g.DatagramTransport = make_transport_type(module, "cxxloop._core.DatagramTransport",
-                                              "A UDP, UDP-Lite or Unix datagram socket transport.", bases.get(),
-                                              {stream_core_methods, stream_flow_methods, datagram_methods},
-                                              {stream_core_getsets, stream_write_getsets, datagram_getsets});
-    if (!g.DatagramTransport) return -1;
-    return PyModule_AddObjectRef(module, "DatagramTransport", reinterpret_cast<PyObject*>(g.DatagramTransport));
+    st->datagram_type = make_transport_type(module, "cxxloop._core.DatagramTransport",
+                                                "A UDP, UDP-Lite or Unix datagram socket transport.", bases.get(),
+                                                tables);
+    if (!st->datagram_type) return -1;
+    return PyModule_AddObjectRef(module, "DatagramTransport", reinterpret_cast<PyObject*>(st->datagram_type));
 }
 
 }  // namespace cxxloop::py

@@ -20,7 +20,7 @@
 #include "../core/ring.hpp"
 #include "../core/timer_heap.hpp"
 #include "../core/wakeup.hpp"
-#include "globals.hpp"
+#include "module_state.hpp"
 
 namespace cxxloop::py {
 
@@ -45,6 +45,18 @@ struct FdWatch {
 constexpr size_t kReadBufferSize = 256 * 1024;
 
 struct LoopState {
+    LoopState() = default;
+    LoopState(const LoopState&) = delete;
+    LoopState& operator=(const LoopState&) = delete;
+    ~LoopState() {
+        if (threadsafe_gate) PyThread_free_lock(threadsafe_gate);
+    }
+
+    // The state of the module that made the loop's type, and a reference
+    // to that module, kept until dealloc so the state outlives everything
+    // that reaches it through the loop (handles, transports).
+    ModuleState* st = nullptr;
+    PyObject* module = nullptr;
     Ring<PyObject*> ready;           // Handles, owned
     TimerHeap<PyObject*> timers;     // TimerHandles, owned
     std::unique_ptr<Poller> poller;  // null once closed
@@ -54,6 +66,10 @@ struct LoopState {
     PyObject* task_factory = nullptr;
     PyObject* current_handle = nullptr;  // debug mode only, as in asyncio
     PyObject* old_agen_hooks = nullptr;  // saved by run_forever
+    // The call_soon_threadsafe handle running now (borrowed), and the gate
+    // it runs holding (handle.cpp: run_threadsafe).
+    PyObject* threadsafe_running = nullptr;
+    PyThread_type_lock threadsafe_gate = nullptr;
     double slow_callback_duration = 0.1;
     unsigned long thread_id = 0;         // of the running thread
     size_t timer_cancelled_count = 0;    // cancelled timers still in the heap
@@ -107,9 +123,9 @@ extern PyMethodDef loop_sock_methods[];
 // handles, and the gc.callbacks hook that does it.
 int register_live_loop(CoreLoop* loop);  // -1 with MemoryError
 void unregister_live_loop(CoreLoop* loop);
-int init_ready_gc();
+int init_ready_gc(PyObject* module);
 
-int init_run_until_complete_cb();
-int init_loop_type(PyObject* module);
+int init_run_until_complete_cb(PyObject* module, ModuleState* st);
+int init_loop_type(PyObject* module, ModuleState* st);
 
 }  // namespace cxxloop::py

@@ -40,13 +40,13 @@ FdWatch* fd_watch(CoreLoop* self, int fd) {
 namespace {
 
 // selectors._fileobj_to_fd, with its messages.
-int fileobj_to_fd(PyObject* fileobj) {
+int fileobj_to_fd(ModuleState* st, PyObject* fileobj) {
     long fd = -1;  // set on every path that reads it; GCC cannot tell
     if (PyLong_Check(fileobj)) {
         fd = PyLong_AsLong(fileobj);
         if (fd == -1 && PyErr_Occurred()) return -1;
     } else {
-        Ref r = Ref::steal(PyObject_CallMethodNoArgs(fileobj, g.s_fileno));
+        Ref r = Ref::steal(PyObject_CallMethodNoArgs(fileobj, st->s_fileno));
         if (r && PyLong_Check(r.get())) fd = PyLong_AsLong(r.get());
         if (!r || !PyLong_Check(r.get()) || (fd == -1 && PyErr_Occurred())) {
             PyErr_Clear();
@@ -79,7 +79,7 @@ int check_no_transport(const FdWatch& w, int fd) {
 
 // asyncio refuses public add/remove on an fd that a live transport owns.
 int ensure_no_transport(CoreLoop* self, PyObject* fileobj) {
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(reinterpret_cast<PyObject*>(self), g.s_ensure_fd_no_transport,
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(reinterpret_cast<PyObject*>(self), self->s.st->s_ensure_fd_no_transport,
                                                  fileobj));
     return r ? 0 : -1;
 }
@@ -92,7 +92,7 @@ PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, uin
         return nullptr;
     }
     if (check_closed(self) < 0) return nullptr;
-    int fd = fileobj_to_fd(args[0]);
+    int fd = fileobj_to_fd(self->s.st, args[0]);
     if (fd < 0) return nullptr;
     if (!PyCallable_Check(args[1])) {
         PyErr_Format(PyExc_TypeError, "a callable object was expected by %s(), got %R", method, args[1]);
@@ -123,7 +123,7 @@ PyObject* take_watch(CoreLoop* self, int fd, uint32_t which) {
 
 PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
     if (self->s.closed) Py_RETURN_FALSE;
-    int fd = fileobj_to_fd(fileobj);
+    int fd = fileobj_to_fd(self->s.st, fileobj);
     if (fd < 0) return nullptr;
     LoopState& s = self->s;
     if (size_t(fd) >= s.fds.size()) Py_RETURN_FALSE;
@@ -173,7 +173,7 @@ PyObject* private_remove_writer(PyObject* op, PyObject* fd) {
 // bits have the same values), for the selector view transports' repr uses.
 PyObject* watched_events(PyObject* op, PyObject* fileobj) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
-    int fd = fileobj_to_fd(fileobj);
+    int fd = fileobj_to_fd(self->s.st, fileobj);
     if (fd < 0) return nullptr;
     const std::vector<FdWatch>& fds = self->s.fds;
     return PyLong_FromUnsignedLong(size_t(fd) < fds.size() ? mask_of(fds[size_t(fd)]) : 0);
@@ -192,7 +192,7 @@ PyObject* watch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* callback, P
     LoopState& s = self->s;
     FdWatch* watch = fd_watch(self, fd);
     if (!watch || check_no_transport(*watch, fd) < 0) return nullptr;
-    Ref handle = Ref::steal(handle_new(g.Handle, self, callback, args, nargs, nullptr));
+    Ref handle = Ref::steal(handle_new(s.st->handle_type, self, callback, args, nargs, nullptr));
     if (!handle) return nullptr;
 
     FdWatch& w = s.fds[size_t(fd)];  // handle_new cannot grow the table

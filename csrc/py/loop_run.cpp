@@ -120,9 +120,9 @@ void queue_due_timers(LoopState& s) {
 
 int warn_if_slow(CoreLoop* self, PyObject* h, double elapsed) {
     if (elapsed < self->s.slow_callback_duration) return 0;
-    Ref what = Ref::steal(PyObject_CallOneArg(g.format_handle, h));
+    Ref what = Ref::steal(PyObject_CallOneArg(self->s.st->format_handle, h));
     if (!what) return -1;
-    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "warning", "sOd", "Executing %s took %.3f seconds",
+    Ref r = Ref::steal(PyObject_CallMethod(self->s.st->logger, "warning", "sOd", "Executing %s took %.3f seconds",
                                            what.get(), elapsed));
     return r ? 0 : -1;
 }
@@ -164,8 +164,9 @@ int run_once(CoreLoop* self) {
     return 0;
 }
 
-int set_origin_tracking(PyObject* self, PyObject* enabled) {
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(self, g.s_set_coroutine_origin_tracking, enabled));
+int set_origin_tracking(CoreLoop* self, PyObject* enabled) {
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(reinterpret_cast<PyObject*>(self),
+                                                 self->s.st->s_set_coroutine_origin_tracking, enabled));
     return r ? 0 : -1;
 }
 
@@ -175,7 +176,7 @@ int check_can_run(CoreLoop* self) {
         PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
         return -1;
     }
-    Ref running = Ref::steal(PyObject_CallNoArgs(g.get_running_loop));
+    Ref running = Ref::steal(PyObject_CallNoArgs(self->s.st->get_running_loop));
     if (!running) return -1;
     if (running.get() != Py_None) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot run the event loop while another loop is running");
@@ -194,21 +195,20 @@ int check_can_run(CoreLoop* self) {
 // loop for get_running_loop(), coroutine origin tracking in debug mode.
 int setup_run(CoreLoop* self) {
     PyObject* op = reinterpret_cast<PyObject*>(self);
-    if (set_origin_tracking(op, self->s.debug ? Py_True : Py_False) < 0) return -1;
-    Ref old_hooks = Ref::steal(PyObject_CallNoArgs(g.get_asyncgen_hooks));
+    ModuleState* st = self->s.st;
+    if (set_origin_tracking(self, self->s.debug ? Py_True : Py_False) < 0) return -1;
+    Ref old_hooks = Ref::steal(PyObject_CallNoArgs(st->get_asyncgen_hooks));
     if (!old_hooks) return -1;
-    Ref firstiter = Ref::steal(PyObject_GetAttr(op, g.s_asyncgen_firstiter_hook));
-    Ref finalizer = Ref::steal(PyObject_GetAttr(op, g.s_asyncgen_finalizer_hook));
+    Ref firstiter = Ref::steal(PyObject_GetAttr(op, st->s_asyncgen_firstiter_hook));
+    Ref finalizer = Ref::steal(PyObject_GetAttr(op, st->s_asyncgen_finalizer_hook));
     if (!firstiter || !finalizer) return -1;
-    Ref kwnames = Ref::steal(PyTuple_Pack(2, g.s_firstiter, g.s_finalizer));
-    if (!kwnames) return -1;
     PyObject* hook_args[] = {firstiter.get(), finalizer.get()};
-    Ref r = Ref::steal(PyObject_Vectorcall(g.set_asyncgen_hooks, hook_args, 0, kwnames.get()));
+    Ref r = Ref::steal(PyObject_Vectorcall(st->set_asyncgen_hooks, hook_args, 0, st->kw_asyncgen_hooks));
     if (!r) return -1;
     Py_XSETREF(self->s.old_agen_hooks, old_hooks.release());
     self->s.thread_id = PyThread_get_thread_ident();
     self->s.running = true;
-    r = Ref::steal(PyObject_CallOneArg(g.set_running_loop, op));
+    r = Ref::steal(PyObject_CallOneArg(st->set_running_loop, op));
     return r ? 0 : -1;
 }
 
@@ -222,11 +222,11 @@ int cleanup_run(CoreLoop* self) {
     self->s.running = false;
     self->s.thread_id = 0;
     int rc = 0;
-    Ref r = Ref::steal(PyObject_CallOneArg(g.set_running_loop, Py_None));
-    if (!r || set_origin_tracking(op, Py_False) < 0) rc = -1;
+    Ref r = Ref::steal(PyObject_CallOneArg(self->s.st->set_running_loop, Py_None));
+    if (!r || set_origin_tracking(self, Py_False) < 0) rc = -1;
     if (rc == 0 && self->s.old_agen_hooks) {
         Ref hooks = Ref::steal(std::exchange(self->s.old_agen_hooks, nullptr));
-        r = Ref::steal(PyObject_Call(g.set_asyncgen_hooks, hooks.get(), nullptr));
+        r = Ref::steal(PyObject_Call(self->s.st->set_asyncgen_hooks, hooks.get(), nullptr));
         if (!r) rc = -1;
     }
     if (pending) {
@@ -269,24 +269,25 @@ PyObject* run_forever(PyObject* op, PyObject*) {
 // Done callback of run_until_complete's future: stop the future's loop,
 // except when it failed with SystemExit/KeyboardInterrupt, which already
 // unwinds run_forever.
-PyObject* run_until_complete_cb(PyObject*, PyObject* fut) {
-    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(fut, g.s_cancelled));
+// The function's self is the module.
+PyObject* run_until_complete_cb(PyObject* module, PyObject* fut) {
+    ModuleState* st = module_state(module);
+    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(fut, st->s_cancelled));
     if (!cancelled) return nullptr;
     if (cancelled.get() == Py_False) {
-        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(fut, g.s_exception));
+        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(fut, st->s_exception));
         if (!exc) return nullptr;
         if (PyErr_GivenExceptionMatches(exc.get(), PyExc_SystemExit) ||
             PyErr_GivenExceptionMatches(exc.get(), PyExc_KeyboardInterrupt)) {
             Py_RETURN_NONE;
         }
     }
-    Ref loop = Ref::steal(PyObject_CallMethod(fut, "get_loop", nullptr));
+    Ref loop = Ref::steal(PyObject_CallMethodNoArgs(fut, st->s_get_loop));
     if (!loop) return nullptr;
-    return PyObject_CallMethodNoArgs(loop.get(), g.s_stop);
+    return PyObject_CallMethodNoArgs(loop.get(), st->s_stop);
 }
 
 PyMethodDef run_until_complete_cb_def = {"_run_until_complete_cb", run_until_complete_cb, METH_O, nullptr};
-PyObject* run_until_complete_cb_obj;  // created once, in init below
 
 // obj.method() is True; an error counts as False and is left set.
 bool call_true(PyObject* obj, PyObject* method) {
@@ -296,39 +297,40 @@ bool call_true(PyObject* obj, PyObject* method) {
 
 PyObject* run_until_complete(PyObject* op, PyObject* future) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    ModuleState* st = self->s.st;
     if (check_can_run(self) < 0) return nullptr;
-    Ref is_future = Ref::steal(PyObject_CallOneArg(g.isfuture, future));
+    Ref is_future = Ref::steal(PyObject_CallOneArg(st->isfuture, future));
     if (!is_future) return nullptr;
     bool new_task = is_future.get() != Py_True;
     PyObject* ensure_args[] = {future, op};
-    Ref fut = Ref::steal(PyObject_Vectorcall(g.ensure_future, ensure_args, 1, g.kw_loop));
+    Ref fut = Ref::steal(PyObject_Vectorcall(st->ensure_future, ensure_args, 1, st->kw_loop));
     if (!fut) return nullptr;
-    if (new_task && PyObject_SetAttr(fut.get(), g.s_log_destroy_pending, Py_False) < 0) return nullptr;
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_add_done_callback, run_until_complete_cb_obj));
+    if (new_task && PyObject_SetAttr(fut.get(), st->s_log_destroy_pending, Py_False) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), st->s_add_done_callback, st->run_until_complete_cb));
     if (!r) return nullptr;
 
     run_forever_impl(self);
     Ref pending = Ref::steal(PyErr_GetRaisedException());
-    if (pending && new_task && call_true(fut.get(), g.s_done) && !call_true(fut.get(), g.s_cancelled)) {
+    if (pending && new_task && call_true(fut.get(), st->s_done) && !call_true(fut.get(), st->s_cancelled)) {
         // The loop was interrupted (^C) after the task failed: mark the
         // task's exception as retrieved so it is not logged as never retrieved.
-        Ref ignored = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_exception));
+        Ref ignored = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), st->s_exception));
     }
     PyErr_Clear();
-    r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_remove_done_callback, run_until_complete_cb_obj));
+    r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), st->s_remove_done_callback, st->run_until_complete_cb));
     if (pending) {
         if (!r) PyErr_WriteUnraisable(op);
         PyErr_SetRaisedException(pending.release());
         return nullptr;
     }
     if (!r) return nullptr;
-    Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_done));
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), st->s_done));
     if (!done) return nullptr;
     if (done.get() != Py_True) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
         return nullptr;
     }
-    return PyObject_CallMethodNoArgs(fut.get(), g.s_result);
+    return PyObject_CallMethodNoArgs(fut.get(), st->s_result);
 }
 
 PyObject* stop(PyObject* op, PyObject*) {
@@ -347,25 +349,26 @@ PyObject* set_debug(PyObject* op, PyObject* enabled) {
     self->s.debug = on;
     if (self->s.running) {
         // Origin tracking is per thread; switch it in the loop's thread.
-        Ref track = Ref::steal(PyObject_GetAttr(op, g.s_set_coroutine_origin_tracking));
+        Ref track = Ref::steal(PyObject_GetAttr(op, self->s.st->s_set_coroutine_origin_tracking));
         if (!track) return nullptr;
-        return PyObject_CallMethod(op, "call_soon_threadsafe", "OO", track.get(), on ? Py_True : Py_False);
+        PyObject* args[] = {op, track.get(), on ? Py_True : Py_False};
+        return PyObject_VectorcallMethod(self->s.st->s_call_soon_threadsafe, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                         nullptr);
     }
     Py_RETURN_NONE;
 }
 
 // Shuts the default executor down without waiting, as asyncio's close().
-int close_executor(PyObject* op) {
-    if (PyObject_SetAttrString(op, "_executor_shutdown_called", Py_True) < 0) return -1;
-    Ref executor = Ref::steal(PyObject_GetAttrString(op, "_default_executor"));
+int close_executor(CoreLoop* self) {
+    PyObject* op = reinterpret_cast<PyObject*>(self);
+    ModuleState* st = self->s.st;
+    if (PyObject_SetAttr(op, st->s_executor_shutdown_called, Py_True) < 0) return -1;
+    Ref executor = Ref::steal(PyObject_GetAttr(op, st->s_default_executor));
     if (!executor) return -1;
     if (executor.get() == Py_None) return 0;
-    if (PyObject_SetAttrString(op, "_default_executor", Py_None) < 0) return -1;
-    Ref shutdown = Ref::steal(PyObject_GetAttrString(executor.get(), "shutdown"));
-    Ref kwnames = Ref::steal(Py_BuildValue("(s)", "wait"));
-    if (!shutdown || !kwnames) return -1;
-    PyObject* args[] = {Py_False};
-    Ref r = Ref::steal(PyObject_Vectorcall(shutdown.get(), args, 0, kwnames.get()));
+    if (PyObject_SetAttr(op, st->s_default_executor, Py_None) < 0) return -1;
+    PyObject* args[] = {executor.get(), Py_False};
+    Ref r = Ref::steal(PyObject_VectorcallMethod(st->s_shutdown, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_wait));
     return r ? 0 : -1;
 }
 
@@ -377,22 +380,22 @@ PyObject* close(PyObject* op, PyObject*) {
     }
     if (self->s.closed) Py_RETURN_NONE;
     if (self->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", "Close %r", op));
+        Ref r = Ref::steal(PyObject_CallMethod(self->s.st->logger, "debug", "sO", "Close %r", op));
         if (!r) return nullptr;
     }
     self->s.closed = true;
     clear_queues(self);
     self->s.poller.reset();
     self->s.wakeup.close();
-    if (close_executor(op) < 0) return nullptr;
+    if (close_executor(self) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 }  // namespace
 
-int init_run_until_complete_cb() {
-    run_until_complete_cb_obj = PyCFunction_New(&run_until_complete_cb_def, nullptr);
-    return run_until_complete_cb_obj ? 0 : -1;
+int init_run_until_complete_cb(PyObject* module, ModuleState* st) {
+    st->run_until_complete_cb = PyCFunction_NewEx(&run_until_complete_cb_def, module, nullptr);
+    return st->run_until_complete_cb ? 0 : -1;
 }
 
 PyMethodDef loop_run_methods[] = {

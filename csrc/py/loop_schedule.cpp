@@ -49,11 +49,12 @@ int check_thread(CoreLoop* self) {
 // check costs one type-slot test; the costlier coroutine-function test stays
 // debug-only, as in asyncio. Messages are asyncio's.
 int check_callback_slow(CoreLoop* self, PyObject* callback, const char* method) {
-    Ref is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutine, callback));
+    ModuleState* st = self->s.st;
+    Ref is_coro = Ref::steal(PyObject_CallOneArg(st->iscoroutine, callback));
     if (!is_coro) return -1;
     int coro = PyObject_IsTrue(is_coro.get());
     if (coro == 0 && self->s.debug) {
-        is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutinefunction, callback));
+        is_coro = Ref::steal(PyObject_CallOneArg(st->iscoroutinefunction, callback));
         if (!is_coro) return -1;
         coro = PyObject_IsTrue(is_coro.get());
     }
@@ -97,7 +98,7 @@ int check_context(PyObject* context) {
                      nargs + 1 < required ? first : "callback");
         return -1;
     }
-    if (!parse_kwonly(method, args, nargs, kwnames, {g.s_context}, {context})) return -1;
+    if (!parse_kwonly(self->s.st, method, args, nargs, kwnames, {self->s.st->s_context}, {context})) return -1;
     if (check_context(*context) < 0 || check_closed(self) < 0) return -1;
     if (check_owner && self->s.debug && check_thread(self) < 0) return -1;
     return 0;
@@ -111,7 +112,7 @@ PyObject* call_soon(PyObject* op, PyObject* const* args, size_t nargsf, PyObject
         check_callback(self, args[0], "call_soon") < 0) {
         return nullptr;
     }
-    Ref h = Ref::steal(soon_handle_new(self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(soon_handle_new(self, self->s.st->handle_type, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     return h.release();
 }
@@ -124,7 +125,8 @@ PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargs
         check_callback(self, args[0], "call_soon_threadsafe") < 0) {
         return nullptr;
     }
-    Ref h = Ref::steal(soon_handle_new(self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(
+        soon_handle_new(self, self->s.st->threadsafe_handle_type, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     self->s.wakeup.signal();
     return h.release();
@@ -150,7 +152,7 @@ bool to_seconds(PyObject* value, const char* none_message, double* out) {
 PyObject* schedule_timer(CoreLoop* self, double when, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* context) {
     if (check_callback(self, args[0], "call_at") < 0) return nullptr;
-    Ref h = Ref::steal(handle_new(g.TimerHandle, self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(handle_new(self->s.st->timer_handle_type, self, args[0], args + 1, nargs - 1, context));
     if (!h) return nullptr;
     HandleData* d = handle_data(h.get());
     d->when = when;
@@ -190,29 +192,45 @@ PyObject* call_later(PyObject* op, PyObject* const* args, size_t nargsf, PyObjec
 
 PyObject* loop_time(PyObject*, PyObject*) { return PyFloat_FromDouble(monotonic_seconds()); }
 
+// asyncio.futures.Future and asyncio.tasks.Task, looked up at each call as
+// BaseEventLoop.create_future and create_task do: a program (or asyncio's
+// own tests) may replace them with the pure-Python classes. A new reference.
+PyObject* asyncio_class(PyObject* module_dict, PyObject* name) {
+    PyObject* cls = PyDict_GetItemWithError(module_dict, name);  // borrowed
+    if (!cls && !PyErr_Occurred()) PyErr_Format(PyExc_AttributeError, "asyncio has no attribute '%U'", name);
+    return Py_XNewRef(cls);
+}
+
 PyObject* create_future(PyObject* op, PyObject*) {
+    ModuleState* st = reinterpret_cast<CoreLoop*>(op)->s.st;
+    Ref future_type = Ref::steal(asyncio_class(st->futures_dict, st->s_Future));
+    if (!future_type) return nullptr;
     PyObject* args[] = {op};
-    return PyObject_Vectorcall(g.Future, args, 0, g.kw_loop);
+    return PyObject_Vectorcall(future_type.get(), args, 0, st->kw_loop);
 }
 
 // create_task with no task factory: Task(coro, loop=self, **kwargs).
-PyObject* new_task(PyObject* self, PyObject* const* args, PyObject* kwnames) {
+PyObject* new_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames) {
+    ModuleState* st = self->s.st;
+    PyObject* loop = reinterpret_cast<PyObject*>(self);
+    Ref task_type = Ref::steal(asyncio_class(st->tasks_dict, st->s_Task));
+    if (!task_type) return nullptr;
     if (!kwnames) {
-        PyObject* call[] = {args[0], self};
-        return PyObject_Vectorcall(g.Task, call, 1, g.kw_loop);
+        PyObject* call[] = {args[0], loop};
+        return PyObject_Vectorcall(task_type.get(), call, 1, st->kw_loop);
     }
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     Ref names = Ref::steal(PyTuple_New(nkw + 1));
     if (!names) return nullptr;
-    PyTuple_SET_ITEM(names.get(), 0, Py_NewRef(g.s_loop));
+    PyTuple_SET_ITEM(names.get(), 0, Py_NewRef(st->s_loop));
     std::vector<PyObject*> call(size_t(nkw) + 2);
     call[0] = args[0];
-    call[1] = self;
+    call[1] = loop;
     for (Py_ssize_t i = 0; i < nkw; ++i) {
         PyTuple_SET_ITEM(names.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
         call[size_t(i) + 2] = args[1 + i];
     }
-    return PyObject_Vectorcall(g.Task, call.data(), 1, names.get());
+    return PyObject_Vectorcall(task_type.get(), call.data(), 1, names.get());
 }
 
 // create_task with a task factory. asyncio 3.13.3+ passes every keyword to
@@ -220,6 +238,7 @@ PyObject* new_task(PyObject* self, PyObject* const* args, PyObject* kwnames) {
 // then set_name(). We follow whichever the running asyncio does, and pass
 // keywords other than name/context (eager_start) through in both cases.
 PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames) {
+    ModuleState* st = self->s.st;
     PyObject* factory = self->s.task_factory;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     std::vector<PyObject*> call{reinterpret_cast<PyObject*>(self), args[0]};
@@ -229,12 +248,12 @@ PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames)
     for (Py_ssize_t i = 0; i < nkw; ++i) {
         PyObject* kw = PyTuple_GET_ITEM(kwnames, i);
         PyObject* value = args[1 + i];
-        if (!g.create_task_passthrough) {
-            if (name_is(kw, g.s_name)) {
+        if (!st->create_task_passes_kwargs) {
+            if (name_is(st, kw, st->s_name)) {
                 name = value;
                 continue;
             }
-            if (name_is(kw, g.s_context) && value == Py_None) continue;
+            if (name_is(st, kw, st->s_context) && value == Py_None) continue;
         }
         call.push_back(value);
         if (PyList_Append(names.get(), kw) < 0) return nullptr;
@@ -244,7 +263,7 @@ PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames)
     Ref task = Ref::steal(PyObject_Vectorcall(factory, call.data(), 2,
                                               PyTuple_GET_SIZE(kwtuple.get()) ? kwtuple.get() : nullptr));
     if (!task || name == Py_None) return task.release();
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(task.get(), g.s_set_name, name));
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(task.get(), st->s_set_name, name));
     return r ? task.release() : nullptr;
 }
 
@@ -257,7 +276,7 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
     }
     if (check_closed(self) < 0) return nullptr;
     if (self->s.task_factory) return factory_task(self, args, kwnames);
-    return new_task(op, args, kwnames);
+    return new_task(self, args, kwnames);
 }
 
 }  // namespace

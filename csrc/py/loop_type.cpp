@@ -49,7 +49,14 @@ PyObject* CoreLoop_new(PyTypeObject* type, PyObject*, PyObject*) {
     if (!op) return nullptr;
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op.get());
     new (&self->s) LoopState();
+    // A Python subclass (cxxloop.Loop) has no module of its own: look the
+    // module up along the MRO, once.
+    PyObject* module = PyType_GetModuleByDef(type, &core_module_def);  // borrowed
+    if (!module) return nullptr;
+    self->s.module = Py_NewRef(module);
+    self->s.st = module_state(module);
     self->s.pid = getpid();
+    if (!(self->s.threadsafe_gate = PyThread_allocate_lock())) return PyErr_NoMemory();
     raise_heap_trim_threshold();
     self->s.poller = make_epoll_poller();
     if (!self->s.poller) return PyErr_SetFromErrno(PyExc_OSError);
@@ -89,6 +96,7 @@ int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
     Py_VISIT(s.task_factory);
     Py_VISIT(s.current_handle);
     Py_VISIT(s.old_agen_hooks);
+    Py_VISIT(s.module);
     return 0;
 }
 
@@ -106,6 +114,7 @@ void CoreLoop_dealloc(PyObject* op) {
     PyObject_GC_UnTrack(op);
     unregister_live_loop(reinterpret_cast<CoreLoop*>(op));
     CoreLoop_clear(op);
+    Ref module = Ref::steal(std::exchange(reinterpret_cast<CoreLoop*>(op)->s.module, nullptr));
     reinterpret_cast<CoreLoop*>(op)->s.~LoopState();  // closes the poller and eventfd
     tp->tp_free(op);
     Py_DECREF(tp);
@@ -205,7 +214,7 @@ std::vector<PyMethodDef> all_methods() {
 
 }  // namespace
 
-int init_loop_type(PyObject* module) {
+int init_loop_type(PyObject* module, ModuleState* st) {
     // PyType_FromSpec keeps a pointer to the method table: it must outlive the type.
     static std::vector<PyMethodDef> methods = all_methods();
     PyType_Slot slots[] = {
@@ -225,9 +234,9 @@ int init_loop_type(PyObject* module) {
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
         slots,
     };
-    g.CoreLoop = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
-    if (!g.CoreLoop) return -1;
-    return PyModule_AddObjectRef(module, "CoreLoop", reinterpret_cast<PyObject*>(g.CoreLoop));
+    st->loop_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
+    if (!st->loop_type) return -1;
+    return PyModule_AddObjectRef(module, "CoreLoop", reinterpret_cast<PyObject*>(st->loop_type));
 }
 
 }  // namespace cxxloop::py

@@ -22,7 +22,7 @@ namespace {
 // asyncio's debug-mode line when the other end of a pipe closes.
 int log_closed_by_peer(PyObject* t) {
     if (!stream_loop(stream_data(t))->s.debug) return 0;
-    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "info", "sO", "%r was closed by peer", t));
+    Ref r = Ref::steal(PyObject_CallMethod(stream_state(stream_data(t))->logger, "info", "sO", "%r was closed by peer", t));
     return r ? 0 : -1;
 }
 
@@ -33,7 +33,7 @@ int pipe_read_eof(PyObject* t) {
     if (log_closed_by_peer(t) < 0) return -1;
     d->closing = true;
     d->conn_lost++;
-    Ref eof_received = Ref::steal(PyObject_GetAttr(d->protocol, g.s_eof_received));
+    Ref eof_received = Ref::steal(PyObject_GetAttr(d->protocol, stream_state(d)->s_eof_received));
     if (!eof_received || stream_call_soon(t, eof_received.get(), nullptr, 0) < 0) return -1;
     return stream_schedule_connection_lost(t, Py_None);
 }
@@ -82,12 +82,12 @@ PyObject* pipe_transport_new(PyObject* op, PyObject* args, PyObject* kwargs, Tra
     }
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
     if (check_closed(loop) < 0) return nullptr;
-    int fd = sock_fileno(pipe);
+    int fd = sock_fileno(loop->s.st, pipe);
     bool is_char_device = false;
     if (fd < 0 || check_pipe_fd(fd, kind, &is_char_device) < 0 || set_nonblocking(fd) < 0) return nullptr;
     Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
     if (!extra_dict || PyMapping_SetItemString(extra_dict.get(), "pipe", pipe) < 0) return nullptr;
-    PyTypeObject* type = kind == TransportKind::read_pipe ? g.ReadPipeTransport : g.WritePipeTransport;
+    PyTypeObject* type = kind == TransportKind::read_pipe ? loop->s.st->read_pipe_type : loop->s.st->write_pipe_type;
     Ref t = Ref::steal(stream_transport_start(loop, type, kind, fd, pipe, protocol, waiter, extra_dict.get(), Py_None));
     // A terminal is readable whenever someone types, so asyncio does not
     // watch one it writes to for readability; here only its hang-up counts.
@@ -156,26 +156,23 @@ PyMethodDef loop_pipe_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-int init_pipe_transport_types(PyObject* module) {
-    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
-    if (!transports) return -1;
-    Ref read_base = Ref::steal(PyObject_GetAttrString(transports.get(), "ReadTransport"));
-    Ref write_base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
-    if (!read_base || !write_base) return -1;
-    g.ReadPipeTransport = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
-                                              "The read end of a pipe, FIFO, socket or tty.", read_base.get(),
-                                              {stream_core_methods, stream_read_methods},
-                                              {stream_core_getsets, pipe_getsets});
-    if (!g.ReadPipeTransport) return -1;
-    g.WritePipeTransport = make_transport_type(module, "cxxloop._core.WritePipeTransport",
-                                               "The write end of a pipe, FIFO, socket or tty.", write_base.get(),
-                                               {stream_core_methods, stream_write_methods, stream_flow_methods},
-                                               {stream_core_getsets, stream_write_getsets, pipe_getsets});
-    if (!g.WritePipeTransport) return -1;
-    if (PyModule_AddObjectRef(module, "ReadPipeTransport", reinterpret_cast<PyObject*>(g.ReadPipeTransport)) < 0) {
+int init_pipe_transport_types(PyObject* module, ModuleState* st) {
+    static const TransportTables read_tables({stream_core_methods, stream_read_methods},
+                                             {stream_core_getsets, pipe_getsets});
+    static const TransportTables write_tables({stream_core_methods, stream_write_methods, stream_flow_methods},
+                                              {stream_core_getsets, stream_write_getsets, pipe_getsets});
+    st->read_pipe_type = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
+                                                "The read end of a pipe, FIFO, socket or tty.", st->ReadTransportBase,
+                                                read_tables);
+    if (!st->read_pipe_type) return -1;
+    st->write_pipe_type = make_transport_type(module, "cxxloop._core.WritePipeTransport",
+                                                 "The write end of a pipe, FIFO, socket or tty.", st->FlowControlMixin,
+                                                 write_tables);
+    if (!st->write_pipe_type) return -1;
+    if (PyModule_AddObjectRef(module, "ReadPipeTransport", reinterpret_cast<PyObject*>(st->read_pipe_type)) < 0) {
         return -1;
     }
-    return PyModule_AddObjectRef(module, "WritePipeTransport", reinterpret_cast<PyObject*>(g.WritePipeTransport));
+    return PyModule_AddObjectRef(module, "WritePipeTransport", reinterpret_cast<PyObject*>(st->write_pipe_type));
 }
 
 }  // namespace cxxloop::py

@@ -13,6 +13,8 @@
 namespace cxxloop::py {
 namespace {
 
+ModuleState* op_state(SockOp* op) { return reinterpret_cast<CoreLoop*>(op->loop)->s.st; }
+
 // asyncio retries these; every other exception fails the call.
 bool would_block() {
     if (!PyErr_ExceptionMatches(PyExc_BlockingIOError) && !PyErr_ExceptionMatches(PyExc_InterruptedError)) {
@@ -52,7 +54,7 @@ int recvfrom_into(SockOp* op, PyObject** result) {
         if (!nbytes) return -1;
         Py_XSETREF(op->arg2, nbytes);
     }
-    return outcome(call(op->sock, g.s_recvfrom_into, op->arg, op->arg2), result);
+    return outcome(call(op->sock, op_state(op)->s_recvfrom_into, op->arg, op->arg2), result);
 }
 
 // sendall: send what the kernel takes; the rest waits for the fd, held as
@@ -60,14 +62,14 @@ int recvfrom_into(SockOp* op, PyObject** result) {
 int sendall(SockOp* op, PyObject** result) {
     Ref sent;
     if (!op->data.obj) {
-        sent = Ref::steal(call(op->sock, g.s_send, op->arg));
+        sent = Ref::steal(call(op->sock, op_state(op)->s_send, op->arg));
         if (!sent && !would_block()) return -1;
         if (PyObject_GetBuffer(op->arg, &op->data, PyBUF_SIMPLE) < 0) return -1;
     } else {
         char* rest = static_cast<char*>(op->data.buf) + op->sent;
         Ref view = Ref::steal(PyMemoryView_FromMemory(rest, op->data.len - Py_ssize_t(op->sent), PyBUF_READ));
         if (!view) return -1;
-        sent = Ref::steal(call(op->sock, g.s_send, view.get()));
+        sent = Ref::steal(call(op->sock, op_state(op)->s_send, view.get()));
         if (!sent) return would_block() ? 0 : -1;
     }
     if (sent) {
@@ -83,13 +85,13 @@ int sendall(SockOp* op, PyObject** result) {
 
 // accept, then make the connection non-blocking, as asyncio's _sock_accept.
 int accept(SockOp* op, PyObject** result) {
-    Ref pair = Ref::steal(PyObject_CallMethodNoArgs(op->sock, g.s_accept));
+    Ref pair = Ref::steal(PyObject_CallMethodNoArgs(op->sock, op_state(op)->s_accept));
     if (!pair) return would_block() ? 0 : -1;
     if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
         PyErr_SetString(PyExc_TypeError, "sock.accept() must return (socket, address)");
         return -1;
     }
-    Ref r = Ref::steal(call(PyTuple_GET_ITEM(pair.get(), 0), g.s_setblocking, Py_False));
+    Ref r = Ref::steal(call(PyTuple_GET_ITEM(pair.get(), 0), op_state(op)->s_setblocking, Py_False));
     if (!r) return -1;
     *result = pair.release();
     return 1;
@@ -174,12 +176,12 @@ constexpr PyCFunction kw_method() {
 
 int sock_attempt(SockOp* op, PyObject** result) {
     switch (op->kind) {
-        case SockKind::Recv: return outcome(call(op->sock, g.s_recv, op->arg), result);
-        case SockKind::RecvInto: return outcome(call(op->sock, g.s_recv_into, op->arg), result);
-        case SockKind::RecvFrom: return outcome(call(op->sock, g.s_recvfrom, op->arg), result);
+        case SockKind::Recv: return outcome(call(op->sock, op_state(op)->s_recv, op->arg), result);
+        case SockKind::RecvInto: return outcome(call(op->sock, op_state(op)->s_recv_into, op->arg), result);
+        case SockKind::RecvFrom: return outcome(call(op->sock, op_state(op)->s_recvfrom, op->arg), result);
         case SockKind::RecvFromInto: return recvfrom_into(op, result);
         case SockKind::SendAll: return sendall(op, result);
-        case SockKind::SendTo: return outcome(call(op->sock, g.s_sendto, op->arg, op->arg2), result);
+        case SockKind::SendTo: return outcome(call(op->sock, op_state(op)->s_sendto, op->arg, op->arg2), result);
         case SockKind::Accept: return accept(op, result);
     }
     PyErr_SetString(PyExc_SystemError, "unknown sock operation");

@@ -26,8 +26,6 @@
 namespace cxxloop::py {
 namespace {
 
-PyTypeObject* AcceptorType;
-
 struct Acceptor {
     PyObject_HEAD
     PyObject* loop;              // the CoreLoop
@@ -42,38 +40,42 @@ struct Acceptor {
 };
 
 Acceptor* as_acceptor(PyObject* o) { return reinterpret_cast<Acceptor*>(o); }
+ModuleState* acceptor_state(Acceptor* a) { return reinterpret_cast<CoreLoop*>(a->loop)->s.st; }
 
 bool out_of_resources(int err) { return err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM; }
 
-int call_handler(PyObject* loop, PyObject* context) {
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(loop, g.s_call_exception_handler, context));
+int call_handler(Acceptor* a, PyObject* context) {
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(a->loop, acceptor_state(a)->s_call_exception_handler, context));
     return r ? 0 : -1;
 }
 
 // Out of fds (exc): report, stop watching, and serve again after asyncio's
 // constants.ACCEPT_RETRY_DELAY (read now, as asyncio reads it).
 int back_off(Acceptor* a, PyObject* exc) {
-    Ref trsock = Ref::steal(PyObject_CallOneArg(g.TransportSocket, a->sock));
+    ModuleState* st = acceptor_state(a);
+    Ref trsock = Ref::steal(PyObject_CallOneArg(st->TransportSocket, a->sock));
     if (!trsock) return -1;
     Ref context = Ref::steal(Py_BuildValue("{sssOsO}", "message", "socket.accept() out of system resource",
                                            "exception", exc, "socket", trsock.get()));
-    if (!context || call_handler(a->loop, context.get()) < 0) return -1;
-    Ref r = Ref::steal(PyObject_CallMethod(a->loop, "_remove_reader", "i", a->fd));
+    if (!context || call_handler(a, context.get()) < 0) return -1;
+    Ref fd = Ref::steal(PyLong_FromLong(a->fd));
+    if (!fd) return -1;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(a->loop, st->s_remove_reader_, fd.get()));
     if (!r) return -1;
-    Ref constants = Ref::steal(PyImport_ImportModule("asyncio.constants"));
-    Ref delay = constants ? Ref::steal(PyObject_GetAttrString(constants.get(), "ACCEPT_RETRY_DELAY")) : Ref();
-    Ref restart = Ref::steal(PyObject_GetAttrString(a->loop, "_start_serving"));
-    if (!delay || !restart) return -1;
-    r = Ref::steal(PyObject_CallMethod(a->loop, "call_later", "OOOOOOi", delay.get(), restart.get(),
-                                       a->protocol_factory, a->sock, Py_None, a->server, a->backlog));
+    Ref restart = Ref::steal(PyObject_GetAttr(a->loop, st->s_start_serving));
+    Ref backlog = Ref::steal(PyLong_FromLong(a->backlog));
+    if (!restart || !backlog) return -1;
+    PyObject* args[] = {a->loop,          st->accept_retry_delay, restart.get(), a->protocol_factory,
+                        a->sock,          Py_None,                a->server,     backlog.get()};
+    r = Ref::steal(PyObject_VectorcallMethod(st->s_call_later, args, 8 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     return r ? 0 : -1;
 }
 
 // The errno of the raised exception if it is an OSError, else 0.
-int raised_errno() {
+int raised_errno(ModuleState* st) {
     if (!PyErr_ExceptionMatches(PyExc_OSError)) return 0;
     Ref exc = Ref::steal(PyErr_GetRaisedException());
-    Ref err = Ref::steal(PyObject_GetAttrString(exc.get(), "errno"));
+    Ref err = Ref::steal(PyObject_GetAttr(exc.get(), st->s_errno_));
     long n = err && PyLong_Check(err.get()) ? PyLong_AsLong(err.get()) : 0;
     PyErr_Clear();
     PyErr_SetRaisedException(exc.release());
@@ -85,8 +87,9 @@ int raised_errno() {
 // with accept4, non-blocking and close-on-exec in one call; a subclass
 // through its own accept(), as asyncio calls it.
 int accept_one(Acceptor* a, PyObject** conn) {
-    if (Py_TYPE(a->sock) != reinterpret_cast<PyTypeObject*>(g.socket_type)) {
-        Ref pair = Ref::steal(PyObject_CallMethodNoArgs(a->sock, g.s_accept));
+    ModuleState* st = acceptor_state(a);
+    if (Py_TYPE(a->sock) != reinterpret_cast<PyTypeObject*>(st->socket_type)) {
+        Ref pair = Ref::steal(PyObject_CallMethodNoArgs(a->sock, st->s_accept));
         if (!pair) {
             bool empty = PyErr_ExceptionMatches(PyExc_BlockingIOError) ||
                          PyErr_ExceptionMatches(PyExc_InterruptedError) ||
@@ -101,7 +104,7 @@ int accept_one(Acceptor* a, PyObject** conn) {
             PyErr_SetString(PyExc_TypeError, "sock.accept() must return (socket, address)");
             return -1;
         }
-        Ref r = Ref::steal(PyObject_CallMethodOneArg(c, g.s_setblocking, Py_False));
+        Ref r = Ref::steal(PyObject_CallMethodOneArg(c, st->s_setblocking, Py_False));
         if (!r) return -1;
         *conn = Py_NewRef(c);
         return 1;
@@ -115,7 +118,7 @@ int accept_one(Acceptor* a, PyObject** conn) {
     // A socket.socket, as socket.accept() makes. SOCK_NONBLOCK in the type
     // tells it the fd is non-blocking already (timeout 0, no fcntl);
     // socket.type leaves the flag out.
-    *conn = PyObject_CallFunction(g.socket_type, "iiii", a->family, a->type | SOCK_NONBLOCK, a->proto, fd);
+    *conn = PyObject_CallFunction(st->socket_type, "iiii", a->family, a->type | SOCK_NONBLOCK, a->proto, fd);
     if (*conn) return 1;
     close(fd);
     return -1;
@@ -132,14 +135,14 @@ int report_setup_error(Acceptor* a, PyObject* protocol) {
                                            exc.get()));
     if (!context) return -1;
     if (protocol && PyDict_SetItemString(context.get(), "protocol", protocol) < 0) return -1;
-    return call_handler(a->loop, context.get());
+    return call_handler(a, context.get());
 }
 
 // One accepted connection: its protocol and transport.
 int serve(Acceptor* a, PyObject* conn) {
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(a->loop);
     if (loop->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sOO", "%r got a new connection: %r", a->server,
+        Ref r = Ref::steal(PyObject_CallMethod(loop->s.st->logger, "debug", "sOO", "%r got a new connection: %r", a->server,
                                                conn));
         if (!r) return -1;
     }
@@ -149,7 +152,7 @@ int serve(Acceptor* a, PyObject* conn) {
     if (transport) return 0;
     // Neither the protocol nor a transport owns the connection: close it.
     Ref pending = Ref::steal(PyErr_GetRaisedException());
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(conn, g.s_close));
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(conn, loop->s.st->s_close));
     if (!r) PyErr_Clear();
     PyErr_SetRaisedException(pending.release());
     return report_setup_error(a, protocol.get());
@@ -164,7 +167,7 @@ PyObject* accept_ready(PyObject* self, PyObject*, PyObject*) {
         int rc = accept_one(a, &accepted);
         if (rc == 0) break;
         if (rc < 0) {
-            if (!out_of_resources(raised_errno())) return nullptr;  // the Handle reports it
+            if (!out_of_resources(raised_errno(acceptor_state(a)))) return nullptr;  // the Handle reports it
             Ref exc = Ref::steal(PyErr_GetRaisedException());
             if (back_off(a, exc.get()) < 0) return nullptr;
             break;
@@ -187,8 +190,8 @@ int to_int(PyObject* v, int* out) {
     return 0;
 }
 
-int int_attr(PyObject* o, const char* name, int* out) {
-    Ref v = Ref::steal(PyObject_GetAttrString(o, name));
+int int_attr(PyObject* o, PyObject* name, int* out) {
+    Ref v = Ref::steal(PyObject_GetAttr(o, name));
     return v ? to_int(v.get(), out) : -1;
 }
 
@@ -202,7 +205,8 @@ PyObject* start_accepting(PyObject* op, PyObject* const* args, Py_ssize_t nargs)
     if (check_closed(loop) < 0 || check_not_inherited(loop) < 0) return nullptr;
     int backlog;
     if (to_int(args[3], &backlog) < 0) return nullptr;
-    Ref self = Ref::steal(reinterpret_cast<PyObject*>(PyObject_GC_New(Acceptor, AcceptorType)));
+    ModuleState* st = loop->s.st;
+    Ref self = Ref::steal(reinterpret_cast<PyObject*>(PyObject_GC_New(Acceptor, st->acceptor_type)));
     if (!self) return nullptr;
     Acceptor* a = as_acceptor(self.get());
     a->loop = Py_NewRef(op);
@@ -211,9 +215,9 @@ PyObject* start_accepting(PyObject* op, PyObject* const* args, Py_ssize_t nargs)
     a->server = Py_NewRef(args[2]);
     a->backlog = backlog;
     PyObject_GC_Track(self.get());
-    if ((a->fd = sock_fileno(a->sock)) < 0) return nullptr;
-    if (int_attr(a->sock, "family", &a->family) < 0 || int_attr(a->sock, "type", &a->type) < 0 ||
-        int_attr(a->sock, "proto", &a->proto) < 0) {
+    if ((a->fd = sock_fileno(st, a->sock)) < 0) return nullptr;
+    if (int_attr(a->sock, st->s_family, &a->family) < 0 || int_attr(a->sock, st->s_type, &a->type) < 0 ||
+        int_attr(a->sock, st->s_proto, &a->proto) < 0) {
         return nullptr;
     }
     Ref handle = Ref::steal(watch_fd(loop, a->fd, kReadable, self.get(), nullptr, 0));
@@ -256,7 +260,7 @@ PyMethodDef loop_accept_methods[] = {
     {nullptr, nullptr, 0, nullptr},
 };
 
-int init_acceptor_type(PyObject* module) {
+int init_acceptor_type(PyObject* module, ModuleState* st) {
     PyType_Slot slots[] = {
         {Py_tp_call, reinterpret_cast<void*>(accept_ready)},
         {Py_tp_traverse, reinterpret_cast<void*>(traverse)},
@@ -272,8 +276,8 @@ int init_acceptor_type(PyObject* module) {
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
         slots,
     };
-    AcceptorType = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
-    return AcceptorType ? 0 : -1;
+    st->acceptor_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
+    return st->acceptor_type ? 0 : -1;
 }
 
 }  // namespace cxxloop::py

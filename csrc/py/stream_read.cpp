@@ -34,11 +34,12 @@ int call_protocol(PyObject* t, PyObject* method, PyObject* arg, const char* mess
 int on_eof(PyObject* t) {
     StreamData* d = stream_data(t);
     if (is_pipe(d)) return pipe_read_eof(t);
+    ModuleState* st = stream_state(d);
     if (stream_loop(d)->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", "%r received EOF", t));
+        Ref r = Ref::steal(PyObject_CallMethod(st->logger, "debug", "sO", "%r received EOF", t));
         if (!r) return -1;
     }
-    Ref keep_open = Ref::steal(PyObject_CallMethodNoArgs(d->protocol, g.s_eof_received));
+    Ref keep_open = Ref::steal(PyObject_CallMethodNoArgs(d->protocol, st->s_eof_received));
     int truth = keep_open ? PyObject_IsTrue(keep_open.get()) : -1;
     if (truth < 0) {
         return must_propagate() ? -1 : stream_fatal_error(t, "Fatal error: protocol.eof_received() call failed.");
@@ -81,7 +82,8 @@ int read_into_protocol(PyObject* t, bool* more) {
     Ref size_hint = Ref::steal(PyLong_FromLong(-1));
     if (!size_hint) return -1;
     args[1] = size_hint.get();
-    Ref buf = Ref::steal(PyObject_VectorcallMethod(g.s_get_buffer, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+    ModuleState* st = stream_state(d);
+    Ref buf = Ref::steal(PyObject_VectorcallMethod(st->s_get_buffer, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     Py_ssize_t len = buf ? PyObject_Size(buf.get()) : -1;
     if (len == 0) PyErr_SetString(PyExc_RuntimeError, "get_buffer() returned an empty buffer");
     if (len <= 0) {
@@ -100,7 +102,7 @@ int read_into_protocol(PyObject* t, bool* more) {
     *more = size_t(n) == asked;
     Ref nbytes = Ref::steal(PyLong_FromSsize_t(n));
     if (!nbytes) return -1;
-    return call_protocol(t, g.s_buffer_updated, nbytes.get(), "Fatal error: protocol.buffer_updated() call failed.");
+    return call_protocol(t, st->s_buffer_updated, nbytes.get(), "Fatal error: protocol.buffer_updated() call failed.");
 }
 
 // Below this, copying out of the scratch buffer costs less than the
@@ -129,7 +131,8 @@ int read_large(PyObject* t, bool* more) {
     *more = size_t(waiting) > want;
     if (size_t(n) < want && _PyBytes_Resize(&raw, n) < 0) return -1;
     Ref data = Ref::steal(raw);
-    return call_protocol(t, g.s_data_received, data.get(), "Fatal error: protocol.data_received() call failed.");
+    return call_protocol(t, stream_state(d)->s_data_received, data.get(),
+                         "Fatal error: protocol.data_received() call failed.");
 }
 
 // A transport whose last read was large tries read_large() first; the
@@ -150,7 +153,8 @@ int read_to_bytes(PyObject* t, bool* more) {
     d->large_reads = size_t(n) >= kLargeRead;
     Ref data = Ref::steal(PyBytes_FromStringAndSize(buf, n));
     if (!data) return -1;
-    return call_protocol(t, g.s_data_received, data.get(), "Fatal error: protocol.data_received() call failed.");
+    return call_protocol(t, stream_state(d)->s_data_received, data.get(),
+                         "Fatal error: protocol.data_received() call failed.");
 }
 
 }  // namespace
@@ -169,7 +173,7 @@ namespace {
 
 int log_debug(PyObject* t, const char* format) {
     if (!stream_loop(stream_data(t))->s.debug) return 0;
-    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", format, t));
+    Ref r = Ref::steal(PyObject_CallMethod(stream_state(stream_data(t))->logger, "debug", "sO", format, t));
     return r ? 0 : -1;
 }
 

@@ -26,8 +26,8 @@ namespace {
 constexpr size_t kMaxChunk = 0x7ffff000;
 
 // Settles the waiter unless its awaiter cancelled it.
-int settle(PyObject* waiter, PyObject* method, PyObject* value) {
-    Ref done = Ref::steal(PyObject_CallMethodNoArgs(waiter, g.s_done));
+int settle(ModuleState* st, PyObject* waiter, PyObject* method, PyObject* value) {
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(waiter, st->s_done));
     int is_done = done ? PyObject_IsTrue(done.get()) : -1;
     if (is_done) return is_done < 0 ? -1 : 0;
     Ref r = Ref::steal(PyObject_CallMethodOneArg(waiter, method, value));
@@ -46,10 +46,10 @@ int finish(PyObject* t, PyObject* exc) {
     if (job.resume_reading && stream_resume_reading(t) < 0) return -1;
     int rc;
     if (exc) {
-        rc = settle(waiter.get(), g.s_set_exception, exc);
+        rc = settle(stream_state(d), waiter.get(), stream_state(d)->s_set_exception, exc);
     } else {
         Ref sent = Ref::steal(PyLong_FromSize_t(job.sent));
-        rc = sent ? settle(waiter.get(), g.s_set_result, sent.get()) : -1;
+        rc = sent ? settle(stream_state(d), waiter.get(), stream_state(d)->s_set_result, sent.get()) : -1;
     }
     if (rc < 0) return -1;
     return d->conn_lost ? 0 : stream_write_done(t);
@@ -62,7 +62,8 @@ int fail(PyObject* t, int err) {
     if (job.sent == 0) {
         // Most often the file cannot be mapped (a pipe, a socket, ...):
         // loop.sendfile then falls back to reading and writing.
-        exc = Ref::steal(PyObject_CallFunction(g.SendfileNotAvailableError, "s", "os.sendfile call failed"));
+        exc = Ref::steal(PyObject_CallFunction(stream_state(stream_data(t))->SendfileNotAvailableError, "s",
+                                               "os.sendfile call failed"));
     } else if (err == ENOTCONN) {
         // The peer went away mid-transfer; asyncio reports this uniformly.
         exc = Ref::steal(PyObject_CallFunction(PyExc_ConnectionError, "si", "socket is not connected", err));
@@ -94,7 +95,7 @@ PyObject* start(PyObject* t, PyObject* args) {
         PyErr_SetString(PyExc_RuntimeError, "Empty waiter is already set");
         return nullptr;
     }
-    Ref waiter = Ref::steal(PyObject_CallMethodNoArgs(d->loop, g.s_create_future));
+    Ref waiter = Ref::steal(PyObject_CallMethodNoArgs(d->loop, stream_state(d)->s_create_future));
     if (!waiter) return nullptr;
     bool was_reading = stream_is_reading(d);
     if (stream_pause_reading(t) < 0) return nullptr;

@@ -25,10 +25,11 @@ bool must_propagate() {
 
 int report_to_loop(PyObject* t, const char* message, PyObject* exc) {
     StreamData* d = stream_data(t);
+    ModuleState* st = stream_state(d);
     Ref context = Ref::steal(Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport", t,
                                            "protocol", d->protocol ? d->protocol : Py_None));
     if (!context) return -1;
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, g.s_call_exception_handler, context.get()));
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, st->s_call_exception_handler, context.get()));
     return r ? 0 : -1;
 }
 
@@ -75,7 +76,7 @@ int stream_run_io(PyObject* t) {
 int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, size_t nargs) {
     CoreLoop* loop = stream_loop(stream_data(t));
     if (check_closed(loop) < 0) return -1;
-    Ref h = Ref::steal(soon_handle_new(loop, callback, args, Py_ssize_t(nargs), nullptr));
+    Ref h = Ref::steal(soon_handle_new(loop, loop->s.st->handle_type, callback, args, Py_ssize_t(nargs), nullptr));
     return h ? push_ready(loop, h.get()) : -1;
 }
 
@@ -89,7 +90,7 @@ int call_soon(PyObject* t, PyObject* callback, PyObject* const (&args)[N]) {
 }  // namespace
 
 int stream_schedule_connection_lost(PyObject* t, PyObject* exc) {
-    Ref cb = Ref::steal(PyObject_GetAttr(t, g.s_call_connection_lost));
+    Ref cb = Ref::steal(PyObject_GetAttr(t, stream_state(stream_data(t))->s_call_connection_lost));
     return cb ? call_soon(t, cb.get(), {exc}) : -1;
 }
 
@@ -130,29 +131,27 @@ void stream_unregister(PyObject* t) {
 
 namespace {
 
-// server._attach(transport) / _detach(transport) on 3.13+, no argument before.
-int notify_server(PyObject* server, const char* method, PyObject* t) {
-#if PY_VERSION_HEX >= 0x030D0000
-    Ref r = Ref::steal(PyObject_CallMethod(server, method, "O", t));
-#else
-    (void)t;
-    Ref r = Ref::steal(PyObject_CallMethod(server, method, nullptr));
-#endif
+// server._attach(transport) / _detach(transport): `method` is one of the
+// two names; the transport is passed where asyncio's Server takes it.
+int notify_server(ModuleState* st, PyObject* server, PyObject* method, PyObject* t) {
+    PyObject* args[] = {server, t};
+    size_t nargs = st->server_attach_takes_transport ? 2 : 1;
+    Ref r = Ref::steal(PyObject_VectorcallMethod(method, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
     return r ? 0 : -1;
 }
 
 int set_protocol(PyObject* t, PyObject* protocol) {
-    int buffered = PyObject_IsInstance(protocol, g.BufferedProtocol);
-    if (buffered < 0) return -1;
     StreamData* d = stream_data(t);
+    int buffered = PyObject_IsInstance(protocol, stream_state(d)->BufferedProtocol);
+    if (buffered < 0) return -1;
     d->buffered = buffered;
     set_ref(&d->protocol, protocol);
     return 0;
 }
 
 // extra[key] = sock.<method>(), or None if the socket refuses (OSError).
-int store_address(PyObject* extra, const char* key, PyObject* sock, const char* method) {
-    Ref addr = Ref::steal(PyObject_CallMethod(sock, method, nullptr));
+int store_address(PyObject* extra, const char* key, PyObject* sock, PyObject* method) {
+    Ref addr = Ref::steal(PyObject_CallMethodNoArgs(sock, method));
     if (!addr) {
         if (!PyErr_ExceptionMatches(PyExc_OSError)) return -1;
         PyErr_Clear();
@@ -163,16 +162,16 @@ int store_address(PyObject* extra, const char* key, PyObject* sock, const char* 
 
 }  // namespace
 
-int stream_fill_extra(PyObject* extra, PyObject* sock) {
-    Ref trsock = Ref::steal(PyObject_CallOneArg(g.TransportSocket, sock));
+int stream_fill_extra(ModuleState* st, PyObject* extra, PyObject* sock) {
+    Ref trsock = Ref::steal(PyObject_CallOneArg(st->TransportSocket, sock));
     if (!trsock || PyMapping_SetItemString(extra, "socket", trsock.get()) < 0) return -1;
-    if (store_address(extra, "sockname", sock, "getsockname") < 0) return -1;
+    if (store_address(extra, "sockname", sock, st->s_getsockname) < 0) return -1;
     int has_peer = PyMapping_HasKeyString(extra, "peername");
-    return has_peer ? 0 : store_address(extra, "peername", sock, "getpeername");
+    return has_peer ? 0 : store_address(extra, "peername", sock, st->s_getpeername);
 }
 
-int sock_fileno(PyObject* sock) {
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, g.s_fileno));
+int sock_fileno(ModuleState* st, PyObject* sock) {
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, st->s_fileno));
     if (!r) return -1;
     long fd = PyLong_AsLong(r.get());
     if (fd == -1 && PyErr_Occurred()) return -1;
@@ -213,24 +212,26 @@ PyObject* stream_transport_start(CoreLoop* loop, PyTypeObject* type, TransportKi
     d->sock = Py_NewRef(sock);
     if (server != Py_None) {
         d->server = Py_NewRef(server);
-        if (notify_server(server, "_attach", t.get()) < 0) return nullptr;
+        if (notify_server(loop->s.st, server, loop->s.st->s_attach, t.get()) < 0) return nullptr;
     }
-    Ref made = Ref::steal(PyObject_GetAttr(protocol, g.s_connection_made));
+    ModuleState* st = loop->s.st;
+    Ref made = Ref::steal(PyObject_GetAttr(protocol, st->s_connection_made));
     if (!made || call_soon(t.get(), made.get(), {t.get()}) < 0) return nullptr;
-    if (waiter != Py_None && call_soon(t.get(), g.set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
+    if (waiter != Py_None && call_soon(t.get(), st->set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
     return t.release();
 }
 
 PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
                                PyObject* server) {
     if (check_closed(loop) < 0) return nullptr;
-    int fd = sock_fileno(sock);
+    ModuleState* st = loop->s.st;
+    int fd = sock_fileno(st, sock);
     if (fd < 0) return nullptr;
     Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
-    if (!extra_dict || stream_fill_extra(extra_dict.get(), sock) < 0) return nullptr;
-    Ref r = Ref::steal(PyObject_CallOneArg(g.set_nodelay, sock));
+    if (!extra_dict || stream_fill_extra(st, extra_dict.get(), sock) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallOneArg(st->set_nodelay, sock));
     if (!r) return nullptr;
-    return stream_transport_start(loop, g.StreamTransport, TransportKind::socket, fd, sock, protocol, waiter,
+    return stream_transport_start(loop, st->stream_transport_type, TransportKind::socket, fd, sock, protocol, waiter,
                                   extra_dict.get(), server);
 }
 
@@ -285,7 +286,7 @@ int stream_fatal_error(PyObject* t, const char* message) {
     if (is_quiet_error(d, exc.get())) {
         if (stream_loop(d)->s.debug) {
             Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", exc.get()));
-            Ref debug = Ref::steal(PyObject_GetAttrString(g.logger, "debug"));
+            Ref debug = Ref::steal(PyObject_GetAttr(stream_state(d)->logger, stream_state(d)->s_debug));
             Ref args = Ref::steal(Py_BuildValue("(sOs)", "%r: %s", t, message));
             if (!kw || !debug || !args) return -1;
             Ref r = Ref::steal(PyObject_Call(debug.get(), args.get(), kw.get()));
@@ -313,13 +314,14 @@ namespace {
 // fd, socket, protocol and server.
 int release_socket(PyObject* t) {
     StreamData* d = stream_data(t);
+    ModuleState* st = stream_state(d);
     stream_unregister(t);
     Py_CLEAR(d->protocol);
     Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), st->s_close));
     if (!r) return -1;
     Ref server = Ref::steal(std::exchange(d->server, nullptr));
-    return server ? notify_server(server.get(), "_detach", t) : 0;
+    return server ? notify_server(st, server.get(), st->s_detach, t) : 0;
 }
 
 }  // namespace
@@ -329,7 +331,7 @@ int stream_connection_lost(PyObject* t, PyObject* exc) {
     if (!d->sock) return 0;
     Ref keep = Ref::borrow(t);  // the fd table's reference goes below
     Ref r;
-    if (d->protocol) r = Ref::steal(PyObject_CallMethodOneArg(d->protocol, g.s_connection_lost, exc));
+    if (d->protocol) r = Ref::steal(PyObject_CallMethodOneArg(d->protocol, stream_state(d)->s_connection_lost, exc));
     Ref pending = Ref::steal(PyErr_GetRaisedException());
     int rc = release_socket(t);
     if (pending) {
@@ -412,11 +414,12 @@ void StreamTransport_finalize(PyObject* t) {
     if (!d->sock) return;
     Ref pending = Ref::steal(PyErr_GetRaisedException());
     if (PyErr_ResourceWarning(t, 1, "unclosed transport %R", t) < 0) PyErr_WriteUnraisable(t);
+    ModuleState* st = stream_state(d);
     Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), st->s_close));
     if (!r) PyErr_WriteUnraisable(t);
     if (Ref server = Ref::steal(std::exchange(d->server, nullptr)); server) {
-        if (notify_server(server.get(), "_detach", t) < 0) PyErr_WriteUnraisable(t);
+        if (notify_server(st, server.get(), st->s_detach, t) < 0) PyErr_WriteUnraisable(t);
     }
     PyErr_SetRaisedException(pending.release());
 }
@@ -541,36 +544,34 @@ PyMethodDef loop_stream_methods[] = {
 };
 
 PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
-                                  std::initializer_list<PyMethodDef*> methods,
-                                  std::initializer_list<PyGetSetDef*> getsets) {
-    // The types keep pointers to their tables: those live as long as the
-    // process (a deque never moves what it holds).
-    static std::deque<std::vector<PyMethodDef>> method_tables;
-    static std::deque<std::vector<PyGetSetDef>> getset_tables;
-    std::vector<PyMethodDef>* method_table = &method_tables.emplace_back(join<PyMethodDef>(methods));
-    std::vector<PyGetSetDef>* getset_table = &getset_tables.emplace_back(join<PyGetSetDef>(getsets));
-    static PyMemberDef members[] = {
-        {"__weaklistoffset__", T_PYSSIZET, 0, READONLY, nullptr},
-        {"__dictoffset__", T_PYSSIZET, 0, READONLY, nullptr},
-        {nullptr, 0, 0, 0, nullptr},
-    };
-    members[0].offset = g.stream_data_offset + Py_ssize_t(offsetof(StreamData, weakreflist));
-    members[1].offset = g.stream_data_offset + Py_ssize_t(offsetof(StreamData, dict));
+                                  const TransportTables& tables) {
+    // __weaklistoffset__ and __dictoffset__, once: the offsets are layout
+    // constants, the same for every transport type and every import.
+    static PyMemberDef* members = [] {
+        static PyMemberDef defs[] = {
+            {"__weaklistoffset__", T_PYSSIZET, layout.transport_data + Py_ssize_t(offsetof(StreamData, weakreflist)),
+             READONLY, nullptr},
+            {"__dictoffset__", T_PYSSIZET, layout.transport_data + Py_ssize_t(offsetof(StreamData, dict)), READONLY,
+             nullptr},
+            {nullptr, 0, 0, 0, nullptr},
+        };
+        return defs;
+    }();
     PyType_Slot slots[] = {
         {Py_tp_dealloc, reinterpret_cast<void*>(StreamTransport_dealloc)},
         {Py_tp_finalize, reinterpret_cast<void*>(StreamTransport_finalize)},
         {Py_tp_traverse, reinterpret_cast<void*>(StreamTransport_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(StreamTransport_clear)},
         {Py_tp_repr, reinterpret_cast<void*>(StreamTransport_repr)},
-        {Py_tp_methods, method_table->data()},
-        {Py_tp_getset, getset_table->data()},
+        {Py_tp_methods, const_cast<PyMethodDef*>(tables.methods.data())},
+        {Py_tp_getset, const_cast<PyGetSetDef*>(tables.getsets.data())},
         {Py_tp_members, members},
         {Py_tp_doc, const_cast<char*>(doc)},
         {0, nullptr},
     };
     PyType_Spec spec = {
         name,
-        int(g.stream_data_offset + Py_ssize_t(sizeof(StreamData))),
+        int(layout.transport_data + Py_ssize_t(sizeof(StreamData))),
         0,
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
         slots,
@@ -578,32 +579,22 @@ PyTypeObject* make_transport_type(PyObject* module, const char* name, const char
     return reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases));
 }
 
-int init_stream_transport_type(PyObject* module) {
-    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
-    if (!transports) return -1;
-    Ref base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
-    if (!base) return -1;
-    // The largest base of the three types (the pipe types' bases are
-    // smaller), so that StreamData sits at the same offset in each.
-    Py_ssize_t end = reinterpret_cast<PyTypeObject*>(base.get())->tp_basicsize;
-    constexpr Py_ssize_t align = alignof(StreamData);
-    g.stream_data_offset = (end + align - 1) / align * align;
+TransportTables::TransportTables(std::initializer_list<PyMethodDef*> method_tables,
+                                 std::initializer_list<PyGetSetDef*> getset_tables)
+    : methods(join<PyMethodDef>(method_tables)), getsets(join<PyGetSetDef>(getset_tables)) {}
 
-    g.StreamTransport = make_transport_type(
-        module, "cxxloop._core.StreamTransport", "A TCP or Unix stream socket transport.", base.get(),
+int init_stream_transport_type(PyObject* module, ModuleState* st) {
+    static const TransportTables tables(
         {stream_core_methods, stream_read_methods, stream_write_methods, stream_flow_methods, stream_sendfile_methods},
         {stream_core_getsets, stream_write_getsets});
-    if (!g.StreamTransport) return -1;
-    PyObject* type = reinterpret_cast<PyObject*>(g.StreamTransport);
+    st->stream_transport_type = make_transport_type(module, "cxxloop._core.StreamTransport",
+                                              "A TCP or Unix stream socket transport.", st->FlowControlMixin, tables);
+    if (!st->stream_transport_type) return -1;
+    PyObject* type = reinterpret_cast<PyObject*>(st->stream_transport_type);
     // Class attributes asyncio reads: start_tls may wrap this transport;
     // loop.sendfile tries the native zero-copy path (Loop._sendfile_native).
-    Ref constants = Ref::steal(PyImport_ImportModule("asyncio.constants"));
-    if (!constants) return -1;
-    Ref modes = Ref::steal(PyObject_GetAttrString(constants.get(), "_SendfileMode"));
-    if (!modes) return -1;
-    Ref native = Ref::steal(PyObject_GetAttrString(modes.get(), "TRY_NATIVE"));
-    if (!native || PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
-        PyObject_SetAttrString(type, "_sendfile_compatible", native.get()) < 0) {
+    if (PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
+        PyObject_SetAttrString(type, "_sendfile_compatible", st->sendfile_try_native) < 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "StreamTransport", type);

@@ -31,14 +31,14 @@
 #include <cstdint>
 #include <initializer_list>
 #include <memory>
+#include <vector>
 
 #include "datagram_queue.hpp"
-#include "globals.hpp"
+#include "layout.hpp"
+#include "loop.hpp"
 #include "write_queue.hpp"
 
 namespace cxxloop::py {
-
-struct CoreLoop;
 
 // A loop.sendfile() in progress (stream_sendfile.cpp): the kernel copies
 // from the file to the socket, zero-copy, whenever the socket is writable.
@@ -90,10 +90,12 @@ struct StreamData {
 };
 
 inline StreamData* stream_data(PyObject* t) noexcept {
-    return reinterpret_cast<StreamData*>(reinterpret_cast<char*>(t) + g.stream_data_offset);
+    return reinterpret_cast<StreamData*>(reinterpret_cast<char*>(t) + layout.transport_data);
 }
 
 inline CoreLoop* stream_loop(StreamData* d) noexcept { return reinterpret_cast<CoreLoop*>(d->loop); }
+// The module state, through the transport's loop.
+inline ModuleState* stream_state(StreamData* d) noexcept { return stream_loop(d)->s.st; }
 
 inline bool is_pipe(const StreamData* d) noexcept {
     return d->kind == TransportKind::read_pipe || d->kind == TransportKind::write_pipe;
@@ -111,7 +113,7 @@ inline bool has_queued_writes(const StreamData* d) noexcept {
 }
 
 // sock.fileno(), checked to be a valid fd; -1 with an exception set.
-int sock_fileno(PyObject* sock);
+int sock_fileno(ModuleState* st, PyObject* sock);
 
 // loop._make_socket_transport: a transport owning the connected socket
 // `sock` from now on; waiter, extra and server may be Py_None.
@@ -137,7 +139,7 @@ PyObject* stream_transport_start(CoreLoop* loop, PyTypeObject* type, TransportKi
 void stream_unregister(PyObject* t);
 // extra['socket'], 'sockname' and 'peername' (unless given), as asyncio's
 // socket transports fill them.
-int stream_fill_extra(PyObject* extra, PyObject* sock);
+int stream_fill_extra(ModuleState* st, PyObject* extra, PyObject* sock);
 // loop.call_soon(callback, *args) from C.
 int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, size_t nargs);
 // call_soon(self._call_connection_lost, exc).
@@ -194,7 +196,7 @@ extern PyGetSetDef stream_write_getsets[];
 
 // Servers (stream_accept.cpp): loop._start_accepting, and the type.
 extern PyMethodDef loop_accept_methods[];
-int init_acceptor_type(PyObject* module);
+int init_acceptor_type(PyObject* module, ModuleState* st);
 
 // sendfile (stream_sendfile.cpp).
 inline bool stream_sendfile_active(const StreamData* d) noexcept { return d->sendfile.waiter != nullptr; }
@@ -204,15 +206,25 @@ int stream_sendfile_ready(PyObject* t);
 int stream_sendfile_abort(PyObject* t, PyObject* exc);
 extern PyMethodDef stream_sendfile_methods[];
 
+// The method and getset tables of one transport type, each the
+// concatenation of several null-terminated tables. The type keeps pointers
+// into them, so each lives as long as the process (a function-local static
+// of the type's init function).
+struct TransportTables {
+    TransportTables(std::initializer_list<PyMethodDef*> method_tables,
+                    std::initializer_list<PyGetSetDef*> getset_tables);
+    std::vector<PyMethodDef> methods;
+    std::vector<PyGetSetDef> getsets;
+};
+
 // Creates a transport type over StreamData; `bases` is its Python base
 // class or a tuple of them.
 PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
-                                  std::initializer_list<PyMethodDef*> methods,
-                                  std::initializer_list<PyGetSetDef*> getsets);
+                                  const TransportTables& tables);
 extern PyMethodDef stream_core_methods[];
 extern PyGetSetDef stream_core_getsets[];
 
-int init_stream_transport_type(PyObject* module);
+int init_stream_transport_type(PyObject* module, ModuleState* st);
 
 // Pipes (pipe_transport.cpp).
 // The end of a read pipe: eof_received(), then connection_lost(None).
@@ -223,12 +235,12 @@ int pipe_peer_closed(PyObject* t);
 // asyncio's repr of a pipe transport.
 PyObject* pipe_repr(PyObject* t);
 extern PyMethodDef loop_pipe_methods[];
-int init_pipe_transport_types(PyObject* module);
+int init_pipe_transport_types(PyObject* module, ModuleState* st);
 
 // Datagrams (datagram_transport.cpp).
 int datagram_read_ready(PyObject* t);
 int datagram_write_ready(PyObject* t);
 extern PyMethodDef loop_datagram_methods[];
-int init_datagram_transport_type(PyObject* module);
+int init_datagram_transport_type(PyObject* module, ModuleState* st);
 
 }  // namespace cxxloop::py

@@ -54,14 +54,14 @@ int stream_maybe_pause_protocol(PyObject* t) {
     StreamData* d = stream_data(t);
     if (write_buffer_size(d) <= size_t(d->high_water) || d->protocol_paused) return 0;
     d->protocol_paused = true;
-    return call_flow(t, g.s_pause_writing, "protocol.pause_writing() failed");
+    return call_flow(t, stream_state(d)->s_pause_writing, "protocol.pause_writing() failed");
 }
 
 int stream_maybe_resume_protocol(PyObject* t) {
     StreamData* d = stream_data(t);
     if (!d->protocol_paused || write_buffer_size(d) > size_t(d->low_water)) return 0;
     d->protocol_paused = false;
-    return call_flow(t, g.s_resume_writing, "protocol.resume_writing() failed");
+    return call_flow(t, stream_state(d)->s_resume_writing, "protocol.resume_writing() failed");
 }
 
 namespace {
@@ -231,7 +231,7 @@ PyObject* get_low_water(PyObject* t, void*) { return PyLong_FromSsize_t(stream_d
 int stream_drop_after_lost(StreamData* d) {
     if (!d->conn_lost) return 0;
     if (d->conn_lost >= kLogThresholdForConnLostWrites) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "warning", "s", "socket.send() raised exception."));
+        Ref r = Ref::steal(PyObject_CallMethod(stream_state(d)->logger, "warning", "s", "socket.send() raised exception."));
         if (!r) return -1;
     }
     d->conn_lost++;

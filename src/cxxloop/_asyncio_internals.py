@@ -72,6 +72,10 @@ def child_watcher_of_policy() -> Any:
 
 # --- for the C++ core (csrc/py/module_state.cpp reads these at import) ---
 
+# The Python base of the handles call_soon_threadsafe returns: 3.14 gave
+# them a class of their own, whose cancel() waits for a running callback.
+ThreadSafeHandle = getattr(events, "_ThreadSafeHandle", events.Handle)
+
 set_running_loop = events._set_running_loop
 get_running_loop = events._get_running_loop
 format_callback_source = format_helpers._format_callback_source
