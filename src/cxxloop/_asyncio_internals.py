@@ -76,6 +76,12 @@ def set_event_loop_policy(policy: Any) -> None:
     setter(policy)
 
 
+# 3.11's default child watcher waits in a thread and reports the exit with
+# call_soon_threadsafe, so process_exited() runs in that thread's empty
+# context; from 3.12 the pidfd watcher reports it from the loop.
+CHILD_EXIT_IN_EMPTY_CONTEXT = VERSION < (3, 12)
+
+
 def child_watcher_of_policy() -> Any:
     """The child watcher a program set on asyncio's policy through the
     child-watcher API (removed in 3.14), unless it is one of the kinds the
