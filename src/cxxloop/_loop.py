@@ -30,6 +30,18 @@ from ._signals import SignalHandlers
 from ._subprocess import Subprocesses
 
 
+class _Removed:
+    """An inherited asyncio method that cannot work on cxxloop's state:
+    looking it up raises AttributeError, so the loop simply does not have
+    it (hasattr() is False), instead of failing inside asyncio's code."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        raise AttributeError(f"cxxloop.Loop has no {self.name!r}: it works on the selector loop's self-pipe")
+
+
 class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
@@ -206,6 +218,11 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
             outcome = (done.set_result, None)
         if not self.is_closed():
             self.call_soon_threadsafe(_settle, done, *outcome)
+
+
+for _name in internals.SELF_PIPE_METHODS:
+    setattr(Loop, _name, _Removed(_name))
+del _name
 
 
 def _sendfile_source(file: Any, count: int | None) -> tuple[int, int]:
