@@ -86,6 +86,14 @@ PRIVATE_NAMES_USED: dict[Any, tuple[str, ...]] = {
 # the executor state that BaseEventLoop.__init__ creates and Loop.__init__
 # creates for it.
 ATTRIBUTES_SET = {"_log_destroy_pending", "_default_executor", "_executor_shutdown_called"}
+# The attributes of asyncio's loop that the Python methods Loop inherits
+# use, which Loop.__init__ makes (the rest of that state is the C++ core's).
+LOOP_ATTRIBUTES = (
+    "_asyncgens", "_asyncgens_shutdown_called", "_coroutine_origin_tracking_enabled",
+    "_coroutine_origin_tracking_saved_depth", "_default_executor", "_exception_handler",
+    "_executor_shutdown_called", "_transports", "_unix_server_sockets",
+)
+
 # cxxloop's own private names among the core's: not asyncio's to keep.
 OWN_PRIVATE_NAMES = {"_call_connection_lost", "_start_accepting"}
 

@@ -55,9 +55,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
     # The mixins' attributes are here too: their own __slots__ would clash
     # with CoreLoop's C layout.
     __slots__ = (
-        "_asyncgens", "_asyncgens_shutdown_called", "_coroutine_origin_tracking_enabled",
-        "_coroutine_origin_tracking_saved_depth", "_default_executor", "_exception_handler",
-        "_executor_shutdown_called", "_transports", "_unix_server_sockets",
+        *internals.LOOP_ATTRIBUTES,
         "_signal_handlers", "_signal_sockets",  # SignalHandlers
         "_child_pidfds",  # Subprocesses
     )
