@@ -2,7 +2,7 @@
 
 A test that passes on asyncio and does not pass on cxxloop (fails, errors,
 crashes, or is not run) is a difference. A test that fails on both is
-matched against environment.toml's known reasons; one that matches none is
+matched against environment.toml's known reasons (environment.reasons()); one that matches none is
 unexplained and printed as such.
 """
 
@@ -10,13 +10,10 @@ from __future__ import annotations
 
 import fnmatch
 import re
-import tomllib
 from dataclasses import dataclass, field
-from pathlib import Path
 
 PASS = {"passed"}
 NOT_RUN = {"outcome": "not run", "message": "not run on this loop", "loops": []}
-REASONS = Path(__file__).parent / "environment.toml"
 
 
 @dataclass
@@ -29,11 +26,6 @@ class Comparison:
 
 def failed(record: dict) -> bool:
     return record["outcome"] in {"failed", "error", "crashed", "not run"}
-
-
-def reasons() -> list[dict]:
-    with open(REASONS, "rb") as f:
-        return tomllib.load(f)["reason"]
 
 
 def reason_for(suite: str, test: str, records: list[dict], known: list[dict]) -> str | None:

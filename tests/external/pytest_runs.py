@@ -51,8 +51,10 @@ def _read(path: Path) -> tuple[dict[str, dict], dict[str, str], str | None, bool
 
 
 def run(python: Path, suite: Suite, tree: Path, loop: str, paths: list[str], log_dir: Path,
-        tag: str, only: set[str] | None = None, limit: float = 1800) -> Run:
-    """Run paths (or only the ids in only) of suite on loop ("asyncio" or "cxxloop")."""
+        tag: str, keywords: list[str], only: set[str] | None = None, limit: float = 1800) -> Run:
+    """Run paths (or only the ids in only) of suite on loop ("asyncio" or "cxxloop").
+
+    keywords are pytest -k expressions that a test must all match."""
     log_dir.mkdir(parents=True, exist_ok=True)
     out, log = log_dir / f"{tag}.jsonl", log_dir / f"{tag}.log"
     out.unlink(missing_ok=True)
@@ -67,6 +69,8 @@ def run(python: Path, suite: Suite, tree: Path, loop: str, paths: list[str], log
     args = [str(python), "-P", "-m", "pytest", "-p", "no:cacheprovider", "-p", "external_outcomes",
             f"--ext-out={out}", *suite.pytest_args,
             *(f"--deselect={d['test']}" for d in suite.deselect)]
+    if keywords:
+        args += ["-k", " and ".join(f"({k})" for k in keywords)]
     if only is not None:
         only_file = log_dir / f"{tag}.only"
         only_file.write_text("".join(f"{i}\n" for i in sorted(only)))

@@ -61,13 +61,17 @@ def describe(r: SuiteResult) -> str:
     for test in r.comparison.differences:
         lines.append(f"   DIFFERENCE (passes on asyncio, fails on cxxloop twice): {test}")
         lines.append(f"      {_first_line(r.on_cxxloop.get(test, {'message': 'not run on cxxloop'}))}")
+    by_reason: dict[str, list[str]] = {}
     for test, why in r.comparison.both_fail.items():
+        by_reason.setdefault(why or "", []).append(test)
+    for why, tests in sorted(by_reason.items()):
         if why:
-            lines.append(f"   fails on both loops, {why}: {test}")
-        else:
-            lines.append(f"   fails on both loops, UNEXPLAINED: {test}")
-            lines.append(f"      asyncio: {_first_line(r.on_asyncio.get(test, {}))}")
-            lines.append(f"      cxxloop: {_first_line(r.on_cxxloop.get(test, {}))}")
+            lines.append(f"   fails on both loops, {why}: {len(tests)} tests")
+            lines.extend(f"      {test}" for test in tests)
+    for test in by_reason.get("", []):
+        lines.append(f"   fails on both loops, UNEXPLAINED: {test}")
+        lines.append(f"      asyncio: {_first_line(r.on_asyncio.get(test, {}))}")
+        lines.append(f"      cxxloop: {_first_line(r.on_cxxloop.get(test, {}))}")
     for test in r.comparison.skipped_on_cxxloop:
         lines.append(f"   passes on asyncio, skipped on cxxloop: {test}: {_first_line(r.on_cxxloop[test])}")
     for test in r.comparison.only_cxxloop:

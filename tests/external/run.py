@@ -24,6 +24,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import compare  # noqa: E402
+import environment  # noqa: E402
 import pytest_runs  # noqa: E402
 import report  # noqa: E402
 import sources  # noqa: E402
@@ -44,6 +45,11 @@ class Prepared:
     python: Path  # the suite's venv interpreter
     tree: Path  # the source tree its tests run in
     logs: Path
+    left_out: list[dict]  # the environment.toml entries that leave tests out here
+
+    @property
+    def keywords(self) -> list[str]:
+        return self.suite.keywords + [f"not ({e['keyword']})" for e in self.left_out]
 
 
 def prepare(python: str, version: str, s: suites.Suite, wheel: Path) -> Prepared:
@@ -54,7 +60,7 @@ def prepare(python: str, version: str, s: suites.Suite, wheel: Path) -> Prepared
     py = venvs.library_venv(python, s, sdist, tree, wheel, work)
     logs.mkdir(parents=True, exist_ok=True)
     (logs / "pip-freeze.txt").write_text(venvs.freeze(py))
-    return Prepared(s, py, tree, logs)
+    return Prepared(s, py, tree, logs, environment.left_out(s.name))
 
 
 def _in_parallel(jobs: int, runs: dict[tuple[str, str], Callable[[], pytest_runs.Run]]) -> dict:
@@ -72,10 +78,10 @@ def run_all(prepared: list[Prepared], version: str, selection: str, jobs: int) -
     """Every suite on both loops, then the reruns of failures, jobs pytest processes at a time."""
     first = _in_parallel(jobs, {
         (p.suite.name, loop): partial(pytest_runs.run, p.python, p.suite, p.tree, loop,
-                                      p.suite.selection[selection], p.logs, loop)
+                                      p.suite.selection[selection], p.logs, loop, p.keywords)
         for p in prepared for loop in ("asyncio", "cxxloop")
     })
-    known = compare.reasons()
+    known = environment.reasons()
     again: dict[tuple[str, str], set[str]] = {}
     for p in prepared:
         a, c = first[p.suite.name, "asyncio"].outcomes, first[p.suite.name, "cxxloop"].outcomes
@@ -87,7 +93,7 @@ def run_all(prepared: list[Prepared], version: str, selection: str, jobs: int) -
             t for t, r in a.items() if r["outcome"] in compare.PASS and compare.failed(c.get(t, compare.NOT_RUN))}
     rerun = _in_parallel(jobs, {
         key: partial(pytest_runs.run, p.python, p.suite, p.tree, key[1], [], p.logs, f"{key[1]}-rerun",
-                     only=again[key])
+                     p.keywords, only=again[key])
         for p in prepared for key in [(p.suite.name, "asyncio"), (p.suite.name, "cxxloop")] if again[key]
     })
     results = []
@@ -107,7 +113,7 @@ def run_all(prepared: list[Prepared], version: str, selection: str, jobs: int) -
                      "reruns": sum(rerun[name, loop].seconds for loop in flaky)},
             collect_errors={loop: first[name, loop].collect_errors for loop in ("asyncio", "cxxloop")
                             if first[name, loop].collect_errors},
-            deselected=p.suite.deselect,
+            deselected=p.suite.deselect + [{"test": f"-k '{e['keyword']}'", "why": e["why"]} for e in p.left_out],
         ))
         (p.logs / "outcomes.json").write_text(json.dumps({"asyncio": a, "cxxloop": c}, indent=1))
     return results

@@ -21,6 +21,8 @@ class Suite:
     constraints: str | None = None
     # Where the tests come from when the sdist does not carry them.
     tests_source: dict[str, str] = field(default_factory=dict)
+    # pytest -k expressions, all of which a test must match to run.
+    keywords: list[str] = field(default_factory=list)
     # Tests left out on both loops: [{test = "node id", why = "..."}].
     deselect: list[dict[str, str]] = field(default_factory=list)
 
