@@ -7,13 +7,14 @@ PYTHON ?= $(firstword $(shell tools/find-pythons))
 PYTHONS ?= $(shell tools/find-pythons)
 PYTEST_ARGS ?=
 
-.PHONY: bench test test-python test-cpp test-asan test-external deps clean
+.PHONY: bench test test-python test-cpp test-asan test-external deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
-test: deps test-cpp test-python test-asan test-external
+# wheel first: tests/test_wheel.py installs what it puts in dist/.
+test: deps test-cpp wheel test-python test-asan test-external
 
 deps:
 	tools/apt-deps
@@ -22,16 +23,21 @@ test-python:
 	@set -e; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv .venv-$$ver $$py '.[test]'; \
+	  tools/venv .venv-$$ver $$py '.[test,test-integrations]'; \
 	  .venv-$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
 	done
+
+# dist/: the sdist, and a wheel built from it for $(PYTHON), repaired to a
+# manylinux tag by auditwheel.
+wheel:
+	tools/wheel $(PYTHON)
 
 test-cpp:
 	tests/cpp/run.sh
 
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
-	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test]'
+	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test,test-integrations]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
 	ldd .venv-asan/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
@@ -44,4 +50,4 @@ test-external: deps
 	$(PYTHON) tests/external/run.py $(foreach py,$(PYTHONS),--python $(py)=$(if $(filter $(py),$(lastword $(PYTHONS))),full,quick))
 
 clean:
-	rm -rf build .venv-* .pytest_cache
+	rm -rf build dist .venv-* .pytest_cache
