@@ -47,7 +47,7 @@ def describe(r: SuiteResult) -> str:
     on_cxx = sum(n for loops, n in used.items() if "cxxloop" in loops)
     only_asyncio = used[("asyncio",)]
     lines.append(f"   cxxloop: {_counts(r.on_cxxloop)} in {r.seconds['cxxloop']:.0f} s; "
-                 f"{on_cxx} tests ran a cxxloop loop, {only_asyncio} only asyncio's (it was asked for by name)")
+                 f"{on_cxx} tests ran a cxxloop loop, {only_asyncio} only asyncio's (named by a fixture or the test)")
     for d in r.deselected:
         lines.append(f"   left out on both loops, {d['why']}: {d['test']}")
     if r.seconds.get("reruns"):
