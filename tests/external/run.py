@@ -95,8 +95,8 @@ def run_all(prepared: list[Prepared], version: str, selection: str, jobs: int) -
         again[p.suite.name, "cxxloop"] = both | {
             t for t, r in a.items() if r["outcome"] in compare.PASS and compare.failed(c.get(t, compare.NOT_RUN))}
     rerun = _in_parallel(jobs, {
-        key: partial(pytest_runs.run, p.python, p.suite, p.tree, key[1], [], p.logs, f"{key[1]}-rerun",
-                     p.keywords, only=again[key])
+        key: partial(pytest_runs.run, p.python, p.suite, p.tree, key[1], p.suite.selection[selection], p.logs,
+                     f"{key[1]}-rerun", p.keywords, only=again[key])
         for p in prepared for key in [(p.suite.name, "asyncio"), (p.suite.name, "cxxloop")] if again[key]
     })
     results = []
