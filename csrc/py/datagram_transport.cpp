@@ -340,7 +340,9 @@ const PyGetSetDef datagram_getsets[] = {
 }  // namespace
 
 const PyMethodDef loop_datagram_methods[] = {
-    method_varargs_kw<make_datagram_transport>("_make_datagram_transport", nullptr),
+    method_varargs_kw<make_datagram_transport>(
+        "_make_datagram_transport",
+        "_make_datagram_transport($self, sock, protocol, address=None, waiter=None, extra=None)\n--\n\n"),
     kMethodsEnd,
 };
 

@@ -135,30 +135,46 @@ PyObject* add_watch(CoreLoop* self, PyObject* const* args, Py_ssize_t nargs, PyO
     return watch_fd(self, fd, args[0], which, args[1], args + 2, nargs - 2, context);
 }
 
-// Empties the watch slot and updates the poller; the caller releases the
-// returned (cancelled) handle, and the file object if it returned one in
-// *fileobj (the fd's last watch went).
-PyObject* take_watch(CoreLoop* self, int fd, uint32_t which, PyObject** fileobj) {
+// What take_watch() took out of the fd table; released once the table is
+// consistent again (a release can run code).
+struct Taken {
+    PyObject* handle = nullptr;    // the watch's, cancelled
+    PyObject* other = nullptr;     // the other direction's, when the whole registration went
+    PyObject* fileobj = nullptr;   // when the fd's last watch went
+    void release() {
+        for (PyObject* h : {handle, other}) {
+            if (!h) continue;
+            handle_cancel(h);
+            Py_DECREF(h);
+        }
+        Py_XDECREF(fileobj);
+    }
+};
+
+// Empties the watch slot and updates the poller. If the other direction
+// stays watched but the poller refuses the change (the fd was closed while
+// watched), the whole registration goes and the poller's negative errno is
+// returned, for the caller to raise as a selector's modify() does after
+// unregistering the key.
+int take_watch(CoreLoop* self, int fd, uint32_t which, Taken* taken) {
     LoopState& s = self->s;
     FdWatch& w = s.fds[size_t(fd)];
-    PyObject* old = std::exchange(w.*slot_for(which), nullptr);
+    taken->handle = std::exchange(w.*slot_for(which), nullptr);
     uint32_t mask = mask_of(w);
-    *fileobj = mask ? nullptr : std::exchange(w.fileobj, nullptr);
+    int err = 0;
     if (!inherited_across_fork(self)) {
-        // Errors mean the fd is already closed, which unregistered it.
         if (mask) {
-            s.poller->modify(fd, mask, uint64_t(fd), false);
+            err = s.poller->modify(fd, mask, uint64_t(fd), false);
         } else {
-            s.poller->remove(fd);
+            s.poller->remove(fd);  // fails only for an fd closed already, which unregistered it
         }
     }
-    handle_cancel(old);
-    return old;
-}
-
-void release_watch(PyObject* handle, PyObject* fileobj) {
-    Py_DECREF(handle);
-    Py_XDECREF(fileobj);
+    if (err < 0) {
+        taken->other = std::exchange(w.*slot_for(which == kReadable ? kWritable : kReadable), nullptr);
+        mask = 0;
+    }
+    if (!mask) taken->fileobj = std::exchange(w.fileobj, nullptr);
+    return err;
 }
 
 PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
@@ -169,9 +185,13 @@ PyObject* remove_watch(CoreLoop* self, PyObject* fileobj, uint32_t which) {
     if (size_t(fd) >= s.fds.size()) Py_RETURN_FALSE;
     if (check_no_transport(s.fds[size_t(fd)], fd) < 0) return nullptr;
     if (!(s.fds[size_t(fd)].*slot_for(which))) Py_RETURN_FALSE;
-    PyObject* released;
-    PyObject* old = take_watch(self, fd, which, &released);
-    release_watch(old, released);
+    Taken taken;
+    int err = take_watch(self, fd, which, &taken);
+    taken.release();
+    if (err < 0) {
+        errno = -err;
+        return PyErr_SetFromErrno(PyExc_OSError);
+    }
     Py_RETURN_TRUE;
 }
 
@@ -269,9 +289,9 @@ PyObject* watch_fd(CoreLoop* self, int fd, PyObject* fileobj, uint32_t which, Py
 void unwatch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* handle) {
     if (self->s.closed || size_t(fd) >= self->s.fds.size()) return;
     if (self->s.fds[size_t(fd)].*slot_for(which) != handle) return;  // replaced since
-    PyObject* released;
-    PyObject* old = take_watch(self, fd, which, &released);
-    release_watch(old, released);
+    Taken taken;
+    take_watch(self, fd, which, &taken);  // a refusal means the fd is gone: nothing left to watch
+    taken.release();
 }
 
 void drop_fd_watches(CoreLoop* self, int fd) {
@@ -291,12 +311,12 @@ void drop_fd_watches(CoreLoop* self, int fd) {
 }
 
 const PyMethodDef loop_fd_methods[] = {
-    method_fastcall<add_reader>("add_reader", "add_reader(fd, callback, *args): call callback(*args) while fd is readable."),
-    method_fastcall<add_writer>("add_writer", "add_writer(fd, callback, *args): call callback(*args) while fd is writable."),
+    method_fastcall<add_reader>("add_reader", "add_reader($self, fd, callback, /, *args)\n--\n\nCall callback(*args) while fd is readable."),
+    method_fastcall<add_writer>("add_writer", "add_writer($self, fd, callback, /, *args)\n--\n\nCall callback(*args) while fd is writable."),
     method_o<remove_reader>("remove_reader", "Stop watching fd for reading; return True if it was watched."),
     method_o<remove_writer>("remove_writer", "Stop watching fd for writing; return True if it was watched."),
-    method_fastcall_kw<private_add_reader>("_add_reader", nullptr),
-    method_fastcall_kw<private_add_writer>("_add_writer", nullptr),
+    method_fastcall_kw<private_add_reader>("_add_reader", "_add_reader($self, fd, callback, /, *args, context=None)\n--\n\n"),
+    method_fastcall_kw<private_add_writer>("_add_writer", "_add_writer($self, fd, callback, /, *args, context=None)\n--\n\n"),
     method_o<private_remove_reader>("_remove_reader", nullptr),
     method_o<private_remove_writer>("_remove_writer", nullptr),
     method_o<watched_events>("_watched_events", nullptr),

@@ -125,11 +125,8 @@ struct CoreLoop;
     X(accept, "accept")                                                  \
     X(setblocking, "setblocking")                                        \
     X(gettimeout, "gettimeout")                                          \
-    X(info, "info")                                                      \
-    X(warning, "warning")                                                \
     X(asyncio_future_blocking, "_asyncio_future_blocking")               \
     X(log_destroy_pending, "_log_destroy_pending")                       \
-    X(source_traceback, "_source_traceback")                             \
     X(ensure_fd_no_transport, "_ensure_fd_no_transport")                 \
     X(call_connection_lost, "_call_connection_lost")                     \
     X(set_coroutine_origin_tracking, "_set_coroutine_origin_tracking")   \

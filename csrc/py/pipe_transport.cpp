@@ -236,8 +236,10 @@ PyObject* write_pipe_repr(PyObject* t) {
 }  // namespace
 
 const PyMethodDef loop_pipe_methods[] = {
-    method_varargs_kw<make_read_pipe_transport>("_make_read_pipe_transport", nullptr),
-    method_varargs_kw<make_write_pipe_transport>("_make_write_pipe_transport", nullptr),
+    method_varargs_kw<make_read_pipe_transport>(
+        "_make_read_pipe_transport", "_make_read_pipe_transport($self, pipe, protocol, waiter=None, extra=None)\n--\n\n"),
+    method_varargs_kw<make_write_pipe_transport>(
+        "_make_write_pipe_transport", "_make_write_pipe_transport($self, pipe, protocol, waiter=None, extra=None)\n--\n\n"),
     kMethodsEnd,
 };
 

@@ -173,7 +173,9 @@ PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protoco
 }
 
 const PyMethodDef loop_stream_methods[] = {
-    method_varargs_kw<make_socket_transport>("_make_socket_transport", nullptr),
+    method_varargs_kw<make_socket_transport>(
+        "_make_socket_transport",
+        "_make_socket_transport($self, sock, protocol, waiter=None, *, extra=None, server=None, context=None)\n--\n\n"),
     kMethodsEnd,
 };
 

@@ -63,6 +63,40 @@ def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, 
 # deprecates the public asyncio.iscoroutinefunction and keeps this one.
 iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
 
+# The selector loop's self-pipe methods: cxxloop wakes with an eventfd of
+# its C++ core instead, so Loop has none of them (_write_to_self, which
+# outside code calls to wake a loop, it does have).
+SELF_PIPE_METHODS = ("_make_self_pipe", "_close_self_pipe", "_read_from_self")
+
+# The private names of asyncio's classes that cxxloop uses by name (the C++
+# core looks up the ones in _core._PRIVATE_NAMES): what each class must
+# still have. tests/test_asyncio_contract.py checks both.
+PRIVATE_NAMES_USED: dict[Any, tuple[str, ...]] = {
+    base_events.BaseEventLoop: (
+        "_set_coroutine_origin_tracking", "_asyncgen_firstiter_hook", "_asyncgen_finalizer_hook",
+        "_check_sendfile_params",
+    ),
+    selector_events.BaseSelectorEventLoop: ("_ensure_fd_no_transport", "_start_serving", "_remove_reader"),
+    base_events.Server: ("_attach", "_detach"),
+    futures.Future: ("_asyncio_future_blocking",),
+    events.Handle: ("_run",),
+}
+# Attributes a running asyncio sets on its own objects, which the C++ core
+# sets the same way: Task._log_destroy_pending (run_until_complete), and
+# the executor state that BaseEventLoop.__init__ creates and Loop.__init__
+# creates for it.
+ATTRIBUTES_SET = {"_log_destroy_pending", "_default_executor", "_executor_shutdown_called"}
+# The attributes of asyncio's loop that the Python methods Loop inherits
+# use, which Loop.__init__ makes (the rest of that state is the C++ core's).
+LOOP_ATTRIBUTES = (
+    "_asyncgens", "_asyncgens_shutdown_called", "_coroutine_origin_tracking_enabled",
+    "_coroutine_origin_tracking_saved_depth", "_default_executor", "_exception_handler",
+    "_executor_shutdown_called", "_transports", "_unix_server_sockets",
+)
+
+# cxxloop's own private names among the core's: not asyncio's to keep.
+OWN_PRIVATE_NAMES = {"_call_connection_lost", "_start_accepting"}
+
 # --- event loop policies: deprecated in 3.14, removed in 3.16 ---
 
 # asyncio's Unix policy, or None where asyncio has no policies any more.
@@ -74,6 +108,12 @@ def set_event_loop_policy(policy: Any) -> None:
     for callers (cxxloop.install) that exist to set one."""
     setter = getattr(events, "_set_event_loop_policy", None) or events.set_event_loop_policy
     setter(policy)
+
+
+# 3.11's default child watcher waits in a thread and reports the exit with
+# call_soon_threadsafe, so process_exited() runs in that thread's empty
+# context; from 3.12 the pidfd watcher reports it from the loop.
+CHILD_EXIT_IN_EMPTY_CONTEXT = VERSION < (3, 12)
 
 
 def child_watcher_of_policy() -> Any:

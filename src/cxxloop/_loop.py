@@ -30,6 +30,18 @@ from ._signals import SignalHandlers
 from ._subprocess import Subprocesses
 
 
+class _Removed:
+    """An inherited asyncio method that cannot work on cxxloop's state:
+    looking it up raises AttributeError, so the loop simply does not have
+    it (hasattr() is False), instead of failing inside asyncio's code."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        raise AttributeError(f"cxxloop.Loop has no {self.name!r}: it works on the selector loop's self-pipe")
+
+
 class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
@@ -43,9 +55,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
     # The mixins' attributes are here too: their own __slots__ would clash
     # with CoreLoop's C layout.
     __slots__ = (
-        "_asyncgens", "_asyncgens_shutdown_called", "_coroutine_origin_tracking_enabled",
-        "_coroutine_origin_tracking_saved_depth", "_default_executor", "_exception_handler",
-        "_executor_shutdown_called", "_transports", "_unix_server_sockets",
+        *internals.LOOP_ATTRIBUTES,
         "_signal_handlers", "_signal_sockets",  # SignalHandlers
         "_child_pidfds",  # Subprocesses
     )
@@ -206,6 +216,11 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
             outcome = (done.set_result, None)
         if not self.is_closed():
             self.call_soon_threadsafe(_settle, done, *outcome)
+
+
+for _name in internals.SELF_PIPE_METHODS:
+    setattr(Loop, _name, _Removed(_name))
+del _name
 
 
 def _sendfile_source(file: Any, count: int | None) -> tuple[int, int]:
