@@ -5,6 +5,7 @@
 
 #include "handle.hpp"
 #include "loop.hpp"
+#include "loop_watch.hpp"
 #include "module_state.hpp"
 #include "sock_op.hpp"
 #include "stream_transport.hpp"
@@ -41,7 +42,7 @@ int exec_module(PyObject* module) {
         init_stream_transport_type(module, st) < 0 || init_acceptor_type(module, st) < 0 ||
         init_pipe_transport_types(module, st) < 0 || init_datagram_transport_type(module, st) < 0 ||
         init_sock_op_type(module, st) < 0 || init_run_until_complete_cb(module, st) < 0 ||
-        init_ready_gc(module) < 0) {
+        init_ready_gc(module) < 0 || init_watchdog_type(module) < 0 || init_stats_constants(module) < 0) {
         return -1;
     }
     return 0;
