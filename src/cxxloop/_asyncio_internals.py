@@ -24,6 +24,7 @@ from asyncio import (
     futures,
     selector_events,
     sslproto,
+    tasks,
     transports,
     unix_events,
 )
@@ -62,6 +63,14 @@ def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, 
 # The coroutine-function test asyncio itself applies to callbacks: 3.14
 # deprecates the public asyncio.iscoroutinefunction and keeps this one.
 iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
+
+
+def task_of_handle(handle: Any) -> Any:
+    """The Task whose step `handle` runs, or None; found as _format_handle
+    finds it."""
+    task = getattr(handle._callback, "__self__", None)
+    return task if isinstance(task, tasks.Task) else None
+
 
 # --- event loop policies: deprecated in 3.14, removed in 3.16 ---
 
@@ -108,6 +117,9 @@ ThreadSafeHandle = getattr(events, "_ThreadSafeHandle", events.Handle)
 set_running_loop = events._set_running_loop
 get_running_loop = events._get_running_loop
 format_callback_source = format_helpers._format_callback_source
+# asyncio's description of a handle, as its debug mode logs a slow one: the
+# task for a task's step, else the callback and where it is defined. The
+# slow-callback watch shows it too.
 format_handle = base_events._format_handle
 set_nodelay = base_events._set_nodelay
 set_result_unless_cancelled = futures._set_result_unless_cancelled

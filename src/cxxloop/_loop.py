@@ -27,10 +27,12 @@ from typing import Any
 from . import _asyncio_internals as internals
 from . import _core, _resolve
 from ._signals import SignalHandlers
+from ._stats import StatsMethods
 from ._subprocess import Subprocesses
+from ._watch import WatchHooks
 
 
-class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorEventLoop):
+class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, StatsMethods, WatchHooks, internals.UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
     # Every attribute the loop itself sets, so that its instance __dict__
@@ -77,6 +79,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         # running), then its signal handlers go, which raises outside the
         # main thread after the loop is closed.
         super().close()
+        self._stop_watch()
         try:
             self._close_signal_handlers()
         finally:
