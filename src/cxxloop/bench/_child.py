@@ -22,6 +22,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", required=True)
     parser.add_argument("--workload", required=True)
     parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--no-warmup", action="store_true", help="run the measured size only")
     args = parser.parse_args(argv)
 
     workload = all_workloads()[args.workload]
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> None:
     try:
         # A small warm-up run first: imports, lazily created threads and
         # first-call caches are not what is being measured.
-        workload.run(loop, max(1, args.size // 10))
+        if not args.no_warmup:
+            workload.run(loop, max(1, args.size // 10))
         gc.collect()
         ops, seconds = workload.run(loop, args.size)
     finally:

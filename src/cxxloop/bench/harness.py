@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import report
+from . import instructions, report
 from .loops import CEILING, LOOPS, available, version
 from .workloads import Workload, all_workloads
 
@@ -39,6 +39,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="output directory")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per measurement")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions per operation with callgrind instead of timing (quick sizes, "
+                        "one run; see cxxloop/bench/instructions.py)")
     return p
 
 
@@ -125,8 +128,10 @@ def _new_results(args: argparse.Namespace, argv: list[str] | None,
 
 
 def _run_names(workload: Workload, loops: list[str]) -> list[str]:
-    """What one round measures of `workload`: each loop, then its ceiling."""
-    return [*loops, CEILING] if workload.ceiling else list(loops)
+    """What one round measures of `workload`: each loop it runs on, then its
+    ceiling."""
+    ran = [loop for loop in loops if workload.loops is None or loop in workload.loops]
+    return [*ran, CEILING] if workload.ceiling else ran
 
 
 def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None:
@@ -157,8 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     workloads = all_workloads()
     if args.list:
+        width = max(len(name) for name in workloads)
         for w in workloads.values():
-            print(f"{w.name:22} {w.description}")
+            print(f"{w.name:{width}} {w.description}")
         return 0
 
     selected = []
@@ -173,6 +179,11 @@ def main(argv: list[str] | None = None) -> int:
     for name in wanted:
         if name not in loops:
             print(f"skipping loop {name}: not importable", flush=True)
+    if args.instructions:
+        if reason := instructions.missing():
+            raise SystemExit(reason)
+        sizes = {w.name: max(1, round(w.quick_size * args.scale)) for w in selected}
+        return instructions.run(selected, loops, sizes, args.timeout, args.out)
     rounds = args.rounds or (2 if args.quick else 5)
 
     results = _new_results(args, argv, selected, loops, rounds)

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 # Modules holding workloads, in the order their workloads are run and shown.
-_MODULES = ("micro", "transports", "net")
+# observability's are variants of the others': it comes last.
+_MODULES = ("micro", "transports", "net", "observability")
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,11 @@ class Workload:
     # reference point: ceiling(size) -> (operations, seconds). Measured once
     # per round, shown as its own column.
     ceiling: Callable[[int], tuple[int, float]] | None = None
+    # The only loops it runs on; None for all.
+    loops: tuple[str, ...] | None = None
+    # The workload this one is a variant of (the same work, the loop set up
+    # otherwise): --instructions shows the difference from it.
+    variant_of: str | None = None
 
 
 def all_workloads() -> dict[str, Workload]:
