@@ -145,3 +145,33 @@ def test_run_of_a_cancelled_handle(factory):
     finally:
         loop.close()
     assert reports == []
+
+
+@pytest.mark.parametrize("factory", [pytest.param(f, id=n) for n, f in LOOPS.items()])
+def test_threads_flooding_call_soon_threadsafe_do_not_starve_a_due_timer(factory):
+    # Six threads call call_soon_threadsafe as fast as they can until a
+    # timer fires; the loop must get to the timer while they still run.
+    loop = factory()
+    stop = threading.Event()
+
+    def flood():
+        noop = lambda: None  # noqa: E731
+        while not stop.is_set():
+            loop.call_soon_threadsafe(noop)
+
+    async def main():
+        threads = [threading.Thread(target=flood) for _ in range(6)]
+        for thread in threads:
+            thread.start()
+        try:
+            await asyncio.sleep(0.05)  # the timer is due while the flood runs
+            return "fired"
+        finally:
+            stop.set()
+            for thread in threads:
+                thread.join()
+
+    try:
+        assert loop.run_until_complete(asyncio.wait_for(main(), 60)) == "fired"
+    finally:
+        loop.close()

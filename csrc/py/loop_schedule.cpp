@@ -2,6 +2,8 @@
 // create_future, create_task. These run per callback, so each parses its
 // vectorcall arguments directly and allocates nothing it does not return.
 
+#include <sched.h>
+
 #include <cmath>
 #include <new>
 #include <vector>
@@ -118,6 +120,24 @@ PyObject* call_soon(PyObject* op, PyObject* const* args, size_t nargsf, PyObject
     return h.release();
 }
 
+// Threads that call call_soon_threadsafe flat out would otherwise keep the
+// GIL from the loop's thread: the call never blocks, and the loop, waiting
+// its turn for the GIL, falls ever further behind, so a due timer waits for
+// seconds. asyncio's own call_soon_threadsafe writes to its self-pipe every
+// time, and that system call lets the loop's thread in. Here a call from
+// another thread lets go of the GIL for a moment once the loop is behind
+// (more than kBusyBacklog callbacks ready), which paces the producers to
+// the loop as that system call does.
+constexpr size_t kBusyBacklog = 1024;
+
+void yield_to_a_busy_loop(CoreLoop* self) {
+    const LoopState& s = self->s;
+    if (s.ready.size() <= kBusyBacklog || !s.running || PyThread_get_thread_ident() == s.thread_id) return;
+    Py_BEGIN_ALLOW_THREADS
+    sched_yield();
+    Py_END_ALLOW_THREADS
+}
+
 PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
     Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
@@ -130,6 +150,7 @@ PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargs
         soon_handle_new(self, self->s.st->threadsafe_handle_type, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     self->s.wakeup.signal();
+    yield_to_a_busy_loop(self);
     return h.release();
 }
 
@@ -310,14 +331,14 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
 }  // namespace
 
 const PyMethodDef loop_schedule_methods[] = {
-    method_fastcall_kw<call_soon>("call_soon", "call_soon(callback, *args, context=None) -> Handle"),
+    method_fastcall_kw<call_soon>("call_soon", "call_soon($self, callback, /, *args, context=None)\n--\n\nCall callback(*args) soon; return its Handle."),
     method_fastcall_kw<call_soon_threadsafe>("call_soon_threadsafe",
-                                             "Like call_soon(), but safe from any thread; wakes the loop."),
-    method_fastcall_kw<call_at>("call_at", "call_at(when, callback, *args, context=None) -> TimerHandle"),
-    method_fastcall_kw<call_later>("call_later", "call_later(delay, callback, *args, context=None) -> TimerHandle"),
+                                             "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\nLike call_soon(), but safe from any thread; wakes the loop."),
+    method_fastcall_kw<call_at>("call_at", "call_at($self, when, callback, /, *args, context=None)\n--\n\nCall callback(*args) at loop.time() `when`; return its TimerHandle."),
+    method_fastcall_kw<call_later>("call_later", "call_later($self, delay, callback, /, *args, context=None)\n--\n\nCall callback(*args) after `delay` seconds; return its TimerHandle."),
     method_noargs<loop_time>("time", "Return the loop's clock: time.monotonic()."),
     method_noargs<create_future>("create_future", "Create an asyncio.Future attached to the loop."),
-    method_fastcall_kw<create_task>("create_task", "create_task(coro, **kwargs) -> Task"),
+    method_fastcall_kw<create_task>("create_task", "create_task($self, coro, /, **kwargs)\n--\n\nSchedule the coroutine as a Task (or through the task factory)."),
     kMethodsEnd,
 };
 
