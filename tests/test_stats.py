@@ -189,6 +189,39 @@ def test_stream_bytes_events_and_open_transports(loop):
     assert loop.stats().transports == {}
 
 
+def test_tls_counts_the_bytes_on_the_wire(loop, contexts):
+    server_ctx, client_ctx = contexts
+    payload = b"s" * 5000
+
+    async def main():
+        async def echo(reader, writer):
+            writer.write(await reader.readexactly(len(payload)))
+            await writer.drain()
+            await reader.read()  # until the client closes
+            writer.close()
+            await writer.wait_closed()
+
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx,
+                                                       server_hostname="localhost")
+        kinds = dict(loop.stats().transports)
+        writer.write(payload)
+        assert await reader.readexactly(len(payload)) == payload
+        s = loop.stats()
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return kinds, s
+
+    kinds, s = loop.run_until_complete(main())
+    assert kinds == {"SSLTransport": 2}
+    # The encrypted records, the handshake's included, both ways; a record
+    # just written may not have been read yet.
+    assert s.bytes_written >= s.bytes_read > 2 * len(payload)
+
+
 def test_datagram_bytes(loop):
     async def main():
         got = loop.create_future()

@@ -274,6 +274,7 @@ int TlsTransport::on_events(uint32_t events) {
             if ((incoming_pending() > 0 || lib_->SSL_pending(ssl) > 0) && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
+            note_read(core_loop()->s.stats, n);
             if (feed(buf, size_t(n)) < 0) return -1;
             if ((more || peer_closed) && !closing && !read_eof && !ssl_reading_paused && schedule(kReadable) < 0) {
                 return -1;
@@ -677,6 +678,7 @@ int TlsTransport::process_outgoing() {
                 return write_failed();
             }
             sent = r < 0 ? 0 : size_t(r);
+            note_written(core_loop()->s.stats, r);
         }
         if (sent < n) {
             Ref rest = Ref::steal(PyBytes_FromStringAndSize(data + sent, Py_ssize_t(n - sent)));
