@@ -253,7 +253,29 @@ def test_bad_arguments():
             cxxloop.watch(loop, 0)
         with pytest.raises(ValueError):
             cxxloop.watch(loop, THRESHOLD, stack_after=0.5)
+        with pytest.raises(TypeError):
+            cxxloop.watch(loop, THRESHOLD, on_slow="log")
     finally:
         loop.close()
     with pytest.raises(RuntimeError, match="closed"):
         cxxloop.watch(loop)
+
+
+def test_a_callback_that_cannot_be_described_is_logged_and_the_watch_goes_on(loop, caplog):
+    class Unprintable:
+        def __call__(self):
+            time.sleep(BLOCK)
+
+        def __repr__(self):
+            raise RuntimeError("no repr")
+
+    reports = Reports()
+    cxxloop.watch(loop, THRESHOLD, reports)
+    loop.call_soon(Unprintable())
+    with caplog.at_level(logging.ERROR, logger="asyncio"):
+        run_until_stopped(loop, 0.01)
+    assert reports.items == []
+    assert any("could not be described" in r.getMessage() for r in caplog.records)
+    loop.call_soon(blocking_callback)
+    run_until_stopped(loop, 0.01)
+    assert [r.handle._callback for r in reports.finished()] == [blocking_callback]

@@ -81,6 +81,9 @@ class _Sample:
     stack: traceback.StackSummary
 
 
+_CANNOT_DESCRIBE = "cxxloop.watch: a slow callback could not be described"
+
+
 def _describe(entry: Any) -> tuple[str, asyncio.Task[Any] | None]:
     if isinstance(entry, asyncio.Handle):
         return internals.format_handle(entry), internals.task_of_handle(entry)
@@ -128,15 +131,20 @@ class Watch:
 
     def _watch(self) -> None:
         while (event := self._core.wait()) is not None:
-            kind, seq, elapsed = event
-            sample = self._take_sample(seq)
-            if sample is None:
-                continue  # it returned before the watchdog had the GIL
-            if kind == "slow":
-                self._sample = sample  # for the report when it returns
-            else:
-                self._report(SlowCallback(self._loop(), elapsed, True, sample.source, sample.handle, sample.task,
-                                          sample.stack))
+            try:
+                self._on_event(*event)
+            except Exception:  # describing the callback failed (a repr, say): the watch goes on
+                logger.exception(_CANNOT_DESCRIBE)
+
+    def _on_event(self, kind: str, seq: int, elapsed: float) -> None:
+        sample = self._take_sample(seq)
+        if sample is None:
+            return  # it returned before the watchdog had the GIL
+        if kind == "slow":
+            self._sample = sample  # for the report when it returns
+        else:
+            self._report(SlowCallback(self._loop(), elapsed, True, sample.source, sample.handle, sample.task,
+                                      sample.stack))
 
     def _take_sample(self, seq: int) -> _Sample | None:
         current = self._core.current()
@@ -164,7 +172,11 @@ class Watch:
         if sample is not None and sample.seq == seq:
             source, task, stack = sample.source, sample.task, sample.stack
         else:
-            (source, task), stack = _describe(entry), None
+            try:
+                (source, task), stack = _describe(entry), None
+            except Exception:
+                logger.exception(_CANNOT_DESCRIBE)
+                return
         self._report(SlowCallback(self._loop(), duration, False, source, entry, task, stack))
 
     def _report(self, report: SlowCallback) -> None:
@@ -194,6 +206,8 @@ def watch(loop: Any, threshold: float = 0.05, on_slow: Callable[[SlowCallback], 
         raise TypeError(f"cxxloop.watch() needs a cxxloop loop, not {type(loop).__name__}")
     if stack_after is not None and not stack_after >= 1.0:
         raise ValueError("stack_after must be at least 1 (a multiple of the threshold), or None")
+    if on_slow is not None and not callable(on_slow):
+        raise TypeError(f"on_slow must be callable, not {type(on_slow).__name__}")
     previous = _watches.get(loop)
     if previous is not None:
         previous.stop()
