@@ -25,11 +25,9 @@ import weakref
 from typing import Any
 
 from . import _asyncio_internals as internals
-from . import _core, _resolve, _tls
+from . import _core, _resolve, _stats, _tls, _watch
 from ._signals import SignalHandlers
-from ._stats import StatsMethods
 from ._subprocess import Subprocesses
-from ._watch import WatchHooks
 
 
 class _Removed:
@@ -44,7 +42,7 @@ class _Removed:
         raise AttributeError(f"cxxloop.Loop has no {self.name!r}: it works on the selector loop's self-pipe")
 
 
-class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, StatsMethods, WatchHooks, internals.UnixSelectorEventLoop):
+class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorEventLoop):
     """A cxxloop event loop. Create one with cxxloop.new_event_loop()."""
 
     # Every attribute the loop itself sets, so that its instance __dict__
@@ -89,11 +87,24 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, StatsMethods, WatchHook
         # running), then its signal handlers go, which raises outside the
         # main thread after the loop is closed.
         super().close()
-        self._stop_watch()
+        _watch.stop_watching(self)
         try:
             self._close_signal_handlers()
         finally:
             self._close_child_watches()
+
+    def stats(self, *, reset: bool = False) -> _stats.LoopStats:
+        """A snapshot of the loop's counters and histograms (docs/observability.md).
+
+        With ``reset=True`` they are zeroed right after, in the same step, so
+        that successive snapshots count disjoint stretches of time. Safe to
+        call from any thread.
+        """
+        return _stats.LoopStats.from_snapshot(self._stats_snapshot(reset))
+
+    def _watch_finished(self, entry: Any, seq: int, duration: float) -> None:
+        # The C++ core's call at the end of a callback a watch found slow.
+        _watch.finished(self, entry, seq, duration)
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait for the default executor's threads, at most `timeout` seconds.

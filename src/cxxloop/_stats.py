@@ -95,15 +95,3 @@ class LoopStats:
             fields[name] = Histogram(counts, total)
         return cls(**fields)
 
-
-class StatsMethods:
-    """Mixin of Loop: loop.stats()."""
-
-    def stats(self, *, reset: bool = False) -> LoopStats:
-        """A snapshot of the loop's counters and histograms.
-
-        With ``reset=True`` they are zeroed right after, in the same step, so
-        that successive snapshots count disjoint stretches of time. Safe to
-        call from any thread.
-        """
-        return LoopStats.from_snapshot(self._stats_snapshot(reset))  # type: ignore[attr-defined]

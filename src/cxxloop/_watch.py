@@ -224,16 +224,17 @@ def _stop_all() -> None:
         w.stop()
 
 
-class WatchHooks:
-    """Mixin of Loop: what the C++ core and close() call."""
 
-    def _watch_finished(self, entry: Any, seq: int, duration: float) -> None:
-        # The end of a callback the watchdog found slow (loop_stats.cpp).
-        w = _watches.get(self)
-        if w is not None:
-            w._finished(entry, seq, duration)
+def finished(loop: Any, entry: Any, seq: int, duration: float) -> None:
+    """The end of a callback of `loop` that its watch found slow: the C++
+    core's report, through Loop._watch_finished."""
+    w = _watches.get(loop)
+    if w is not None:
+        w._finished(entry, seq, duration)
 
-    def _stop_watch(self) -> None:
-        w = _watches.get(self)
-        if w is not None:
-            w.stop()
+
+def stop_watching(loop: Any) -> None:
+    """Stops the watch of `loop`, if any (Loop.close)."""
+    w = _watches.get(loop)
+    if w is not None:
+        w.stop()
