@@ -87,11 +87,15 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         # running), then its signal handlers go, which raises outside the
         # main thread after the loop is closed.
         super().close()
-        _watch.stop_watching(self)
+        self._stop_watching(self)
         try:
             self._close_signal_handlers()
         finally:
             self._close_child_watches()
+
+    # A class attribute, not the module's global: close() also runs from
+    # __del__ while the interpreter tears the modules down.
+    _stop_watching = staticmethod(_watch.stop_watching)
 
     def stats(self, *, reset: bool = False) -> _stats.LoopStats:
         """A snapshot of the loop's counters and histograms (docs/observability.md).

@@ -233,8 +233,9 @@ def finished(loop: Any, entry: Any, seq: int, duration: float) -> None:
         w._finished(entry, seq, duration)
 
 
-def stop_watching(loop: Any) -> None:
-    """Stops the watch of `loop`, if any (Loop.close)."""
-    w = _watches.get(loop)
+def stop_watching(loop: Any, watches: weakref.WeakKeyDictionary[Any, Watch] = _watches) -> None:
+    """Stops the watch of `loop`, if any (Loop.close). `watches` is bound
+    here, for a close() from __del__ while modules are torn down."""
+    w = watches.get(loop)
     if w is not None:
         w.stop()
