@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import math
 import socket
+import sys
 
 import pytest
 from optional import require
@@ -148,3 +149,9 @@ def test_instrument_again_replaces_the_attributes(loops):
     metrics.instrument(loops[0], meter_provider=provider, attributes={"loop": "new"})
     points = collected(reader)["cxxloop.loop.callbacks"]
     assert [attrs for attrs, _ in points] == [{"loop": "new"}]
+
+
+def test_instrument_without_opentelemetry_says_what_to_install(loops, monkeypatch):
+    monkeypatch.setitem(sys.modules, "opentelemetry", None)  # as if not installed
+    with pytest.raises(ImportError, match=r"pip install 'cxxloop\[otel\]'"):
+        metrics.instrument(loops[0])

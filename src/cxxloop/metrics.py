@@ -189,7 +189,10 @@ def instrument(loop: Any, *, meter_provider: Any = None, attributes: Mapping[str
     observation (tell loops apart with, say, {"loop": "main"}). Calling it
     again for the same loop replaces its attributes. Needs opentelemetry-api.
     """
-    from opentelemetry import metrics as otel_metrics
+    try:
+        from opentelemetry import metrics as otel_metrics
+    except ImportError as err:
+        raise ImportError("cxxloop.metrics.instrument() needs opentelemetry-api: pip install 'cxxloop[otel]'") from err
 
     from . import __version__
 
