@@ -391,3 +391,30 @@ def test_handshake_timeout_against_a_silent_server(contexts):
         listener.close()
 
     run(main())
+
+
+def test_the_ssl_object_is_an_ordinary_one_after_the_connection(contexts):
+    """The transport drives the SSL over BIOs of its own and gives it back
+    its MemoryBIOs when done: the SSLObject get_extra_info returned keeps
+    working (and failing) as the ssl module's own."""
+    server_ctx, client_ctx = contexts
+
+    async def main():
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        sslobj = writer.get_extra_info("ssl_object")
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"ping"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return sslobj
+
+    sslobj = run(main())
+    assert sslobj.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+    assert sslobj.pending() == 0
+    with pytest.raises(ssl.SSLError):
+        sslobj.read(10)  # the TLS session is over
