@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -39,6 +40,11 @@ def test_quick_run_writes_table_and_json(quick_run):
         assert name in header
     assert "cxxloop/asyncio" in header and "cxxloop/uvloop" in header
     assert (out / "table.md").read_text().strip() in proc.stdout
+    # Each loop's cell: the rate, then the CPU µs per operation.
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| call_soon "))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    for cell in cells[2:2 + len(LOOPS)]:
+        assert re.fullmatch(r"[\d.]+[kMG]? \([\d.]+\)", cell), row
 
     results = json.loads((out / "results.json").read_text())
     assert results["meta"]["loops"] == list(LOOPS)
@@ -47,6 +53,8 @@ def test_quick_run_writes_table_and_json(quick_run):
     for name, samples in runs.items():
         assert len(samples) == 1 and "error" not in samples[0]
         assert samples[0]["ops"] == 1000 and samples[0]["ops_per_sec"] > 0
+        assert samples[0]["cpu_seconds"] > 0
+        assert samples[0]["cpu_us_per_op"] == pytest.approx(samples[0]["cpu_seconds"] / 1000 * 1e6)
         assert name in samples[0]["loop_class"].lower()  # no silent fallback
     ratios = results["summary"]["call_soon"]["ratios"]
     assert set(ratios) == {"cxxloop/asyncio", "cxxloop/uvloop"}
@@ -91,11 +99,11 @@ def test_workload_completes_on_every_loop(workload, loop_name):
     # workload does the work it claims on each loop, not how fast.
     loop = new_loop(loop_name)
     try:
-        ops, seconds = workload.run(loop, 64)
+        ops, seconds, cpu_seconds = workload.run(loop, 64)
     finally:
         loop.close()
     assert ops == 64
-    assert seconds > 0
+    assert seconds > 0 and cpu_seconds > 0
 
 
 @pytest.mark.parametrize(("workload", "args"), [("call_soon", ()), ("call_soon_args", (1, "two", None))])
@@ -106,7 +114,7 @@ def test_call_soon_workloads_run_every_callback_once(monkeypatch, workload, args
     monkeypatch.setattr(micro, "_noop", lambda *a: seen.append(a))
     loop = new_loop("cxxloop")
     try:
-        ops, _ = getattr(micro, workload)(loop, 2500)  # two full batches and a part
+        ops, _, _ = getattr(micro, workload)(loop, 2500)  # two full batches and a part
     finally:
         loop.close()
     assert ops == 2500
@@ -156,6 +164,8 @@ def run_network_workloads(out, names):
         for loop, samples in runs.items():
             assert "error" not in samples[0], (name, loop, samples)
             assert samples[0]["ops"] > 0 and samples[0]["ops_per_sec"] > 0
+            # The loop's process, or the C server, did the work.
+            assert samples[0]["cpu_seconds"] > 0
             if loop != "ceiling":
                 assert loop in samples[0]["loop_class"].lower()
 
@@ -182,7 +192,7 @@ def test_server_and_load_generator_get_a_core_each():
     saved = os.sched_getaffinity(0)
     loop = new_loop("cxxloop")
     try:
-        out = net._drive(loop, [sys.executable, "-c", "import os; print(*os.sched_getaffinity(0))"])
+        out, _ = net._drive(loop, [sys.executable, "-c", "import os; print(*os.sched_getaffinity(0))"])
         server = os.sched_getaffinity(0)
     finally:
         loop.close()

@@ -14,7 +14,36 @@ import json
 import sys
 
 from .loops import CEILING, new_loop
-from .workloads import all_workloads
+from .workloads import Workload, all_workloads
+from .workloads.timing import Measured
+
+
+def record(measured: Measured, loop_class: str) -> dict:
+    ops, seconds, cpu_seconds = measured
+    return {
+        "ops": ops,
+        "seconds": seconds,
+        "ops_per_sec": ops / seconds,
+        "cpu_seconds": cpu_seconds,
+        "cpu_us_per_op": cpu_seconds / ops * 1e6,
+        # Proves which loop really ran: a silent fallback would be a lie.
+        "loop_class": loop_class,
+    }
+
+
+def measure(loop: asyncio.AbstractEventLoop, workload: Workload, size: int) -> dict:
+    """Run `workload` on `loop`: a warm-up, then the timed run."""
+    asyncio.set_event_loop(loop)
+    try:
+        # A small warm-up run first: imports, lazily created threads and
+        # first-call caches are not what is being measured.
+        workload.run(loop, max(1, size // 10))
+        gc.collect()
+        measured = workload.run(loop, size)
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()
+    return record(measured, f"{type(loop).__module__}.{type(loop).__qualname__}")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -29,29 +58,10 @@ def main(argv: list[str] | None = None) -> None:
         if workload.ceiling is None:
             raise SystemExit(f"{workload.name} has no ceiling")
         workload.ceiling(max(1, args.size // 10))  # warm-up, as below
-        ops, seconds = workload.ceiling(args.size)
-        print(json.dumps({"ops": ops, "seconds": seconds, "ops_per_sec": ops / seconds,
-                          "loop_class": "none (plain C server)"}), flush=True)
-        return
-    loop = new_loop(args.loop)
-    asyncio.set_event_loop(loop)
-    try:
-        # A small warm-up run first: imports, lazily created threads and
-        # first-call caches are not what is being measured.
-        workload.run(loop, max(1, args.size // 10))
-        gc.collect()
-        ops, seconds = workload.run(loop, args.size)
-    finally:
-        asyncio.set_event_loop(None)
-        loop.close()
-    record = {
-        "ops": ops,
-        "seconds": seconds,
-        "ops_per_sec": ops / seconds,
-        # Proves which loop really ran: a silent fallback would be a lie.
-        "loop_class": f"{type(loop).__module__}.{type(loop).__qualname__}",
-    }
-    print(json.dumps(record), flush=True)
+        result = record(workload.ceiling(args.size), "none (plain C server)")
+    else:
+        result = measure(new_loop(args.loop), workload, args.size)
+    print(json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

@@ -148,6 +148,7 @@ def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None
                     outcome = "FAILED " + run["error"]
                 else:
                     outcome = (f"{report.human(run['ops_per_sec']):>8} {workload.unit}/s"
+                               f"  {report.cpu_us(run['cpu_us_per_op']):>6} CPU µs/op"
                                f"  ({run['seconds']:.3f} s)")
                 print(f"[{done:{len(str(total))}}/{total}] round {r + 1}/{rounds}  "
                       f"{workload.name:{width}}  {loop:8} {outcome}", flush=True)
