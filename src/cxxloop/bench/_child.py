@@ -12,8 +12,9 @@ import asyncio
 import gc
 import json
 import sys
+import traceback
 
-from .loops import CEILING, new_loop
+from .loops import CEILING, describe, new_loop
 from .workloads import Workload, all_workloads
 from .workloads.timing import Measured
 
@@ -31,8 +32,16 @@ def record(measured: Measured, loop_class: str) -> dict:
     }
 
 
+def _unsupported(exc: NotImplementedError) -> dict:
+    """What a loop said it does not implement: the call that raised."""
+    frame = traceback.extract_tb(exc.__traceback__)[-1]
+    return {"unsupported": f"NotImplementedError from {frame.name}() ({frame.filename}:{frame.lineno})"}
+
+
 def measure(loop: asyncio.AbstractEventLoop, workload: Workload, size: int) -> dict:
-    """Run `workload` on `loop`: a warm-up, then the timed run."""
+    """Run `workload` on `loop`: a warm-up, then the timed run. A loop that
+    raises NotImplementedError lacks something the workload needs, which is
+    a result ("n/a" in the table), not a failure."""
     asyncio.set_event_loop(loop)
     try:
         # A small warm-up run first: imports, lazily created threads and
@@ -40,10 +49,12 @@ def measure(loop: asyncio.AbstractEventLoop, workload: Workload, size: int) -> d
         workload.run(loop, max(1, size // 10))
         gc.collect()
         measured = workload.run(loop, size)
+    except NotImplementedError as exc:
+        return _unsupported(exc)
     finally:
         asyncio.set_event_loop(None)
         loop.close()
-    return record(measured, f"{type(loop).__module__}.{type(loop).__qualname__}")
+    return record(measured, describe(loop))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from .loops import CEILING
+from .loops import get as get_loop
 
 # Ratios are cxxloop's speed over the other loop's: > 1 means cxxloop is faster.
 SUBJECT = "cxxloop"
@@ -30,8 +31,8 @@ def cpu_us(value: float | None) -> str:
 
 
 def _ok(run: dict) -> bool:
-    """A run that measured something."""
-    return "error" not in run
+    """A run that measured something: it neither failed nor was n/a."""
+    return "error" not in run and "unsupported" not in run
 
 
 def paired_ratio(runs: dict[str, list[dict]], loop: str, base: str) -> float | None:
@@ -60,13 +61,25 @@ def summarize(results: dict) -> dict:
             cpus = [run["cpu_us_per_op"] for run in measured if "cpu_us_per_op" in run]
             if cpus:
                 cpu[loop] = statistics.median(cpus)
+        others = [loop for loop in runs if loop not in (SUBJECT, CEILING)]
         ratios = {}
-        for base in BASELINES:
-            ratio = paired_ratio(runs, SUBJECT, base)
+        for other in others:
+            ratio = paired_ratio(runs, SUBJECT, other)
             if ratio is not None:
-                ratios[f"{SUBJECT}/{base}"] = ratio
-        summary[name] = {"median_ops_per_sec": medians, "median_cpu_us_per_op": cpu, "spread": spreads,
-                         "ratios": ratios}
+                ratios[f"{SUBJECT}/{other}"] = ratio
+        summary[name] = {
+            "median_ops_per_sec": medians,
+            "median_cpu_us_per_op": cpu,
+            "spread": spreads,
+            "ratios": ratios,
+            "unsupported": [loop for loop, loop_runs in runs.items()
+                            if any("unsupported" in run for run in loop_runs)],
+        }
+        # The loop a user would otherwise pick for this workload.
+        fastest = max((other for other in others if f"{SUBJECT}/{other}" in ratios),
+                      key=medians.__getitem__, default=None)
+        if fastest is not None:
+            summary[name]["fastest_other"] = fastest
         # How close the loop comes to the same server without Python.
         of_ceiling = paired_ratio(runs, SUBJECT, CEILING)
         if of_ceiling is not None:
@@ -74,13 +87,15 @@ def summarize(results: dict) -> dict:
     return summary
 
 
-def _cell(entry: dict, loop: str) -> str:
-    """A loop's rate and CPU time per operation."""
-    if loop not in entry["median_ops_per_sec"]:
-        return "-"
-    rate = human(entry["median_ops_per_sec"][loop])
-    cpu = entry["median_cpu_us_per_op"].get(loop)
-    return rate if cpu is None else f"{rate} ({cpu_us(cpu)})"
+def _cell(entry: dict, runs: dict[str, list[dict]], loop: str) -> str:
+    """A loop's rate and CPU time per operation, or why there are none."""
+    if loop in entry["median_ops_per_sec"]:
+        rate = human(entry["median_ops_per_sec"][loop])
+        cpu = entry["median_cpu_us_per_op"].get(loop)
+        return rate if cpu is None else f"{rate} ({cpu_us(cpu)})"
+    if loop in entry["unsupported"]:
+        return "n/a"
+    return "failed" if runs.get(loop) else "-"
 
 
 def table(results: dict) -> str:
@@ -88,20 +103,27 @@ def table(results: dict) -> str:
     loops = meta["loops"]
     ratio_keys = [f"{SUBJECT}/{base}" for base in BASELINES
                   if SUBJECT in loops and base in loops]
+    # With more peers than the baselines, one column says which is fastest.
+    fastest_column = SUBJECT in loops and any(loop not in (SUBJECT, *BASELINES) for loop in loops)
     ceilings = any("of_ceiling" in entry for entry in results["summary"].values())
     columns = [*loops, CEILING] if ceilings else list(loops)
     header = ["workload", "unit/s", *columns, *ratio_keys,
+              *([f"{SUBJECT}/fastest other"] if fastest_column else []),
               *([f"{SUBJECT}/{CEILING}"] if ceilings else []), "± spread"]
     rows = []
     for name, entry in results["summary"].items():
+        runs = results["workloads"][name]["runs"]
         ratios = ["-" if (r := entry["ratios"].get(key)) is None else f"{r:.2f}x" for key in ratio_keys]
+        if fastest_column:
+            fastest = entry.get("fastest_other")
+            ratios.append("-" if fastest is None else f"{entry['ratios'][f'{SUBJECT}/{fastest}']:.2f}x {fastest}")
         if ceilings:
             ratios.append("-" if "of_ceiling" not in entry else f"{entry['of_ceiling']:.2f}x")
         spread = max(entry["spread"].values(), default=None)
         rows.append([
             name,
             results["workloads"][name]["unit"],
-            *(_cell(entry, column) for column in columns),
+            *(_cell(entry, runs, column) for column in columns),
             *ratios,
             "-" if spread is None else f"{spread:.0%}",
         ])
@@ -119,10 +141,19 @@ def table(results: dict) -> str:
             f"both ends. Ratios are {SUBJECT}'s speed over the other's (> 1: {SUBJECT} faster), taken "
             f"within each round and then the median over rounds. Spread is the widest half-range "
             f"across rounds, relative to the median.")
+    if fastest_column:
+        note += f" The fastest other is the loop besides {SUBJECT} with the highest median rate."
+    if any(entry["unsupported"] for entry in results["summary"].values()):
+        note += " n/a: the loop lacks what the workload needs (it raised NotImplementedError)."
+    if any(get_loop(loop).transports_only for loop in loops):
+        note += (" -: not measured, as a loop that differs from its base only in its transports "
+                 "(aiofastnet) runs only the workloads that use them.")
     if ceilings:
         note += (f" The {CEILING} column is the same load served by a plain C epoll server "
                  f"(no Python), the most any loop could reach; a loop at or above it means "
                  f"the load generator, not the server, is the limit.")
+    if meta.get("not_installed"):
+        note += f" Not installed: {', '.join(meta['not_installed'])}."
     return "\n".join([line(header), rule, *(line(row) for row in rows), "", note])
 
 

@@ -38,6 +38,9 @@ class Workload:
     # run(loop, size) -> Measured. Must time only the part that runs on the
     # loop, never set-up or tear-down (a timing.Stopwatch reads both clocks).
     run: Callable[[asyncio.AbstractEventLoop, int], Measured]
+    # Whether it runs on the loop's transports (sockets, TLS, datagrams,
+    # pipes), the part a transport library such as aiofastnet replaces.
+    transports: bool = False
     # Returns why the workload cannot run here (a missing tool), or None.
     unavailable: Callable[[], str | None] = lambda: None
     # The same work done without any event loop (a plain C server), as a

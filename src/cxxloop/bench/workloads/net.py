@@ -311,6 +311,7 @@ WORKLOADS = [
         description=f"{STYLE_DESCRIPTIONS[style]}, {size}-byte messages, {CONNECTIONS[size]} "
                     "connections from the C load generator on another core",
         run=_echo_run(style, size),
+        transports=True,
         unavailable=native.missing,
         ceiling=_c_server_ceiling([], _loadgen(size), _loadgen_result),
     )
@@ -324,6 +325,7 @@ WORKLOADS = [
         quick_size=1000,
         description=f"raw asyncio.Protocol HTTP/1.1 keep-alive responder under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_raw,
+        transports=True,
         unavailable=lambda: _no_wrk() or native.missing(),
         ceiling=_c_server_ceiling(["http"], _wrk_command, _wrk_result),
     ),
@@ -334,6 +336,7 @@ WORKLOADS = [
         quick_size=1000,
         description=f"aiohttp hello-world application under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_aiohttp,
+        transports=True,
         unavailable=_no_aiohttp,
     ),
 ]

@@ -112,10 +112,12 @@ WORKLOADS = [
         "udp_pingpong", "round trips", 50_000, 5_000,
         "64 B datagrams between two create_datagram_endpoint transports on loopback, 16 in flight",
         udp_pingpong,
+        transports=True,
     ),
     Workload(
         "pipe_stream", "MiB", 400, 40,
         "64 KiB writes through os.pipe() from connect_write_pipe to connect_read_pipe, flow-controlled at 1 MiB",
         pipe_stream,
+        transports=True,
     ),
 ]
