@@ -5,6 +5,7 @@ import json
 import os
 import re
 import shutil
+import ssl
 import subprocess
 import sys
 from pathlib import Path
@@ -324,3 +325,91 @@ def test_aiofastnet_loops_are_their_base_loop_patched(base):
         assert ran(f"aiofastnet+{base}", describe(loop))
     finally:
         loop.close()
+
+
+TLS = [w for w in all_workloads().values() if w.run.__module__.endswith(".tls")]
+# rloop, if installed, is a loop without TLS of its own.
+TLS_LOOPS = [name for name in ("asyncio", "cxxloop", "aiofastnet+cxxloop") if available(name)]
+
+
+def test_the_tls_contexts_negotiate_tls13_with_the_default_suites(any_loop):
+    from cxxloop.bench.workloads import certificates
+
+    server_ctx, client_ctx = certificates.contexts()
+
+    async def main():
+        server = await asyncio.start_server(lambda r, w: w.close(), certificates.HOST, 0, ssl=server_ctx)
+        try:
+            _, writer = await asyncio.open_connection(certificates.HOST, server.sockets[0].getsockname()[1],
+                                                      ssl=client_ctx)
+            ssl_object = writer.get_extra_info("ssl_object")
+            writer.close()
+            await writer.wait_closed()
+            return ssl_object.version(), writer.get_extra_info("cipher")[0]
+        finally:
+            server.close()
+            await server.wait_closed()
+
+    version, cipher = any_loop.run_until_complete(main())
+    assert version == "TLSv1.3"
+    assert cipher in {suite["name"] for suite in ssl.create_default_context().get_ciphers()}
+
+
+@pytest.mark.parametrize("loop_name", TLS_LOOPS)
+@pytest.mark.parametrize("workload", TLS, ids=lambda w: w.name)
+def test_tls_workloads_report_a_rate_and_a_cpu_time(workload, loop_name):
+    if workload.name == "https_aiohttp":
+        require("aiohttp")
+    assert workload.unavailable() is None, "openssl comes with tools/apt-deps"
+    result = measure(new_loop(loop_name), workload, 20)
+    assert result["ops"] == 20
+    assert result["ops_per_sec"] > 0 and result["cpu_seconds"] > 0
+    assert result["cpu_us_per_op"] == pytest.approx(result["cpu_seconds"] / 20 * 1e6)
+    assert ran(loop_name, result["loop_class"])
+
+
+class _NoTLS(asyncio.SelectorEventLoop):
+    """A loop without TLS, which says so as rloop does."""
+
+    async def create_server(self, *args, ssl=None, **kwargs):
+        if ssl is not None:
+            raise NotImplementedError
+        return await super().create_server(*args, **kwargs)
+
+    async def create_connection(self, *args, ssl=None, **kwargs):
+        if ssl is not None:
+            raise NotImplementedError
+        return await super().create_connection(*args, **kwargs)
+
+
+NO_TLS = [pytest.param(_NoTLS, id="without-tls")]
+if available("rloop"):
+    NO_TLS.append(pytest.param(lambda: new_loop("rloop"), id="rloop",
+                               marks=pytest.mark.filterwarnings("ignore::ResourceWarning")))
+
+
+@pytest.mark.parametrize("make_loop", NO_TLS)
+@pytest.mark.parametrize("workload", TLS, ids=lambda w: w.name)
+def test_a_loop_without_tls_is_na_on_the_tls_workloads(workload, make_loop):
+    if workload.name == "https_aiohttp":
+        require("aiohttp")
+    result = measure(make_loop(), workload, 20)
+    assert list(result) == ["unsupported"]
+    assert result["unsupported"].startswith("NotImplementedError from create_server() (")
+
+
+def test_a_tls_workload_in_the_table(tmp_path):
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "cxxloop", "bench", "--quick", "--rounds", "1", "--scale", "0.1",
+         "--only", "tls_echo_protocol_1k", "--loops", "asyncio", "cxxloop", "--out", str(out)],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    row = next(line for line in proc.stdout.splitlines() if line.startswith("| tls_echo_protocol_1k "))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[1] == "msgs"
+    for cell in cells[2:4]:
+        assert re.fullmatch(r"[\d.]+[kMG]? \([\d.]+\)", cell), row
+    runs = json.loads((out / "results.json").read_text())["workloads"]["tls_echo_protocol_1k"]["runs"]
+    assert [run["ops"] for name in ("asyncio", "cxxloop") for run in runs[name]] == [100, 100]

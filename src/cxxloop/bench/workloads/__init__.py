@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from .timing import Measured
 
 # Modules holding workloads, in the order their workloads are run and shown.
-_MODULES = ("micro", "transports", "net")
+_MODULES = ("micro", "transports", "net", "tls")
 
 
 @dataclass(frozen=True)

@@ -80,7 +80,7 @@ def _loadgen_result(stdout: str) -> tuple[int, float]:
 # --- echo servers, one per API style ------------------------------------------
 
 
-class _EchoProtocol(asyncio.Protocol):
+class EchoProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
 
@@ -105,7 +105,7 @@ async def _serve_protocol(factory: Callable[[], asyncio.BaseProtocol]) -> asynci
     return await asyncio.get_running_loop().create_server(factory, HOST, 0)
 
 
-async def _stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while data := await reader.read(READ_SIZE):
         writer.write(data)
         await writer.drain()
@@ -113,7 +113,7 @@ async def _stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 async def _serve_streams() -> asyncio.AbstractServer:
-    return await asyncio.start_server(_stream_echo, HOST, 0)
+    return await asyncio.start_server(stream_echo, HOST, 0)
 
 
 class _SockServer:
@@ -156,7 +156,7 @@ async def _serve_sock() -> _SockServer:
 
 
 SERVERS = {
-    "protocol": lambda: _serve_protocol(_EchoProtocol),
+    "protocol": lambda: _serve_protocol(EchoProtocol),
     "buffered": lambda: _serve_protocol(_EchoBuffered),
     "streams": _serve_streams,
     "sock": _serve_sock,
@@ -233,7 +233,9 @@ async def _serve_raw_http():
     return await asyncio.get_running_loop().create_server(_RawHttp, HOST, 0)
 
 
-async def _serve_aiohttp():
+async def serve_aiohttp(ssl_context=None):
+    """The aiohttp hello-world application on the running loop (over TLS
+    with `ssl_context`); returns its web.AppRunner."""
     from aiohttp import web
 
     async def hello(request):
@@ -243,7 +245,7 @@ async def _serve_aiohttp():
     app.router.add_get("/", hello)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, HOST, 0).start()
+    await web.TCPSite(runner, HOST, 0, ssl_context=ssl_context).start()
     return runner
 
 
@@ -275,7 +277,7 @@ def _http_raw(loop: asyncio.AbstractEventLoop, millis: int) -> Measured:
 
 
 def _http_aiohttp(loop: asyncio.AbstractEventLoop, millis: int) -> Measured:
-    runner = loop.run_until_complete(_serve_aiohttp())
+    runner = loop.run_until_complete(serve_aiohttp())
     try:
         return _wrk(loop, runner.addresses[0][1], millis)
     finally:
@@ -286,12 +288,12 @@ def _no_wrk() -> str | None:
     return None if shutil.which("wrk") else "wrk is not installed (apt-get install wrk)"
 
 
-def _no_aiohttp() -> str | None:
+def no_aiohttp() -> str | None:
     try:
         import aiohttp  # noqa: F401
     except ImportError:
         return "aiohttp is not installed"
-    return _no_wrk()
+    return None
 
 
 SIZES = {"64": 64, "1k": 1024, "10k": 10 * 1024, "100k": 100 * 1024}
@@ -337,6 +339,6 @@ WORKLOADS = [
         description=f"aiohttp hello-world application under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_aiohttp,
         transports=True,
-        unavailable=_no_aiohttp,
+        unavailable=lambda: no_aiohttp() or _no_wrk(),
     ),
 ]
