@@ -308,7 +308,7 @@ WORKLOADS = [
     Workload(
         name=f"echo_{style}_{label}",
         unit="msgs",
-        size=2000,
+        size=1000,
         quick_size=300,
         description=f"{STYLE_DESCRIPTIONS[style]}, {size}-byte messages, {CONNECTIONS[size]} "
                     "connections from the C load generator on another core",
@@ -323,7 +323,7 @@ WORKLOADS = [
     Workload(
         name="http_raw",
         unit="reqs",
-        size=3000,
+        size=2000,
         quick_size=1000,
         description=f"raw asyncio.Protocol HTTP/1.1 keep-alive responder under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_raw,
@@ -334,7 +334,7 @@ WORKLOADS = [
     Workload(
         name="http_aiohttp",
         unit="reqs",
-        size=3000,
+        size=2000,
         quick_size=1000,
         description=f"aiohttp hello-world application under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_aiohttp,
