@@ -80,20 +80,23 @@ async def _echo_protocol(size: int, ops: int) -> Measured:
     loop = asyncio.get_running_loop()
     server_ctx, client_ctx = certificates.contexts()
     server = await loop.create_server(EchoProtocol, HOST, 0, ssl=server_ctx)
+    budget = _Budget(ops)
+    clients: list[_Pinger] = []
     try:
-        budget = _Budget(ops)
-        clients = [(await loop.create_connection(lambda: _Pinger(b"x" * size, budget), HOST, _port(server),
-                                                 ssl=client_ctx))[1] for _ in range(_CONNECTIONS)]
+        for _ in range(_CONNECTIONS):
+            _, client = await loop.create_connection(lambda: _Pinger(b"x" * size, budget), HOST, _port(server),
+                                                     ssl=client_ctx)
+            clients.append(client)
         clock = Stopwatch()
         for client in clients:
             client.ping()
         await asyncio.gather(*(client.finished for client in clients))
-        measured = clock.measured(ops)
+        return clock.measured(ops)
+    finally:
+        # Closed before the server: its wait_closed() waits for them.
         for client in clients:
             client.transport.close()
         await asyncio.gather(*(client.lost for client in clients))
-        return measured
-    finally:
         await _closed(server)
 
 
@@ -115,18 +118,20 @@ async def _stream_pinger(reader: asyncio.StreamReader, writer: asyncio.StreamWri
 async def _echo_streams(size: int, ops: int) -> Measured:
     server_ctx, client_ctx = certificates.contexts()
     server = await asyncio.start_server(stream_echo, HOST, 0, ssl=server_ctx)
+    budget = _Budget(ops)
+    message = b"x" * size
+    streams: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
     try:
-        streams = [await asyncio.open_connection(HOST, _port(server), ssl=client_ctx) for _ in range(_CONNECTIONS)]
-        budget = _Budget(ops)
-        message = b"x" * size
+        for _ in range(_CONNECTIONS):
+            streams.append(await asyncio.open_connection(HOST, _port(server), ssl=client_ctx))
         clock = Stopwatch()
         await asyncio.gather(*(_stream_pinger(reader, writer, message, budget) for reader, writer in streams))
-        measured = clock.measured(ops)
+        return clock.measured(ops)
+    finally:
         for _, writer in streams:
             writer.close()
-        await asyncio.gather(*(writer.wait_closed() for _, writer in streams))
-        return measured
-    finally:
+        # An error in closing must not hide the one that ended the run.
+        await asyncio.gather(*(writer.wait_closed() for _, writer in streams), return_exceptions=True)
         await _closed(server)
 
 
