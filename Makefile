@@ -7,14 +7,14 @@ PYTHON ?= $(firstword $(shell tools/find-pythons))
 PYTHONS ?= $(shell tools/find-pythons)
 PYTEST_ARGS ?=
 
-.PHONY: bench test test-python test-cpp test-asan deps wheel clean
+.PHONY: bench test test-python test-cpp test-asan test-external deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
 # wheel first: tests/test_wheel.py installs what it puts in dist/.
-test: deps test-cpp wheel test-python test-asan
+test: deps test-cpp wheel test-python test-asan test-external
 
 deps:
 	tools/apt-deps
@@ -43,6 +43,11 @@ test-asan:
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
 	@# log: pytest's default captures it into a file that the abort discards.
 	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider --capture=sys $(PYTEST_ARGS)
+
+# Other projects' suites (tests/external) on asyncio and on cxxloop, compared per
+# test: the full selection on the last Python of PYTHONS, the quick one on the others.
+test-external: deps
+	$(PYTHON) tests/external/run.py $(foreach py,$(PYTHONS),--python $(py)=$(if $(filter $(py),$(lastword $(PYTHONS))),full,quick))
 
 clean:
 	rm -rf build dist .venv-* .pytest_cache

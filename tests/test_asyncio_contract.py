@@ -20,6 +20,7 @@ import asyncio
 import contextvars
 import inspect
 import pathlib
+import ssl
 import textwrap
 from collections import defaultdict
 
@@ -174,8 +175,16 @@ def test_every_private_name_used_exists(owner, name):
     assert hasattr(owner, name), f"asyncio's {owner.__qualname__} has no {name!r} any more"
 
 
+def test_ssl_objects_have_the_attributes_the_tls_transport_reads():
+    sslobj = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO())
+    for name in internals.SSL_OBJECT_ATTRIBUTES:
+        assert hasattr(sslobj, name), f"ssl.SSLObject has no {name!r} any more"
+    assert type(sslobj._sslobj) is internals.SSLSocketType
+
+
 def test_the_cores_private_names_are_all_accounted_for():
     known = {name for names in internals.PRIVATE_NAMES_USED.values() for name in names}
+    known |= set(internals.SSL_OBJECT_ATTRIBUTES)
     unaccounted = _core._PRIVATE_NAMES - known - internals.ATTRIBUTES_SET - internals.OWN_PRIVATE_NAMES
     assert not unaccounted, f"private names the C++ core uses that _asyncio_internals does not list: {unaccounted}"
 

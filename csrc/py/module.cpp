@@ -58,6 +58,7 @@ int exec_module(PyObject* module) {
     if (init_module_state(st) < 0 || settle_layout_from(st) < 0 || init_handle_types(module, st) < 0 || init_loop_type(module, st) < 0 ||
         init_stream_transport_type(module, st) < 0 || init_acceptor_type(module, st) < 0 ||
         init_pipe_transport_types(module, st) < 0 || init_datagram_transport_type(module, st) < 0 ||
+        init_tls_transport_type(module, st) < 0 ||
         init_sock_op_type(module, st) < 0 || init_run_until_complete_cb(module, st) < 0 ||
         init_ready_gc(module) < 0 || add_private_names(module) < 0) {
         return -1;

@@ -181,7 +181,7 @@ const PyMethodDef loop_stream_methods[] = {
 
 int init_stream_transport_type(PyObject* module, ModuleState* st) {
     static const TransportTables tables(
-        {transport_methods, byte_stream_read_methods, byte_stream_write_methods, stream_eof_methods,
+        {transport_close_methods, transport_protocol_methods, byte_stream_read_methods, byte_stream_write_methods, stream_eof_methods,
          flow_control_methods, stream_sendfile_methods},
         {transport_getsets, flow_control_getsets});
     st->stream_transport_type =

@@ -24,10 +24,17 @@ from asyncio import (
     futures,
     selector_events,
     sslproto,
+    streams,
     transports,
     unix_events,
 )
 from typing import Any
+
+try:
+    import _ssl
+    import ssl
+except ImportError:  # an interpreter built without OpenSSL
+    _ssl = ssl = None  # type: ignore[assignment]
 
 VERSION = sys.version_info[:2]
 
@@ -42,6 +49,27 @@ SSLProtocol = sslproto.SSLProtocol
 
 SSL_HANDSHAKE_TIMEOUT: float = constants.SSL_HANDSHAKE_TIMEOUT
 SSL_SHUTDOWN_TIMEOUT: float = constants.SSL_SHUTDOWN_TIMEOUT
+# The context SSLProtocol makes when given none (ssl=True).
+create_transport_context = sslproto._create_transport_context
+
+
+def ssl_message_callback(sslcontext: Any) -> Any:
+    """The ssl module's TLS message debugging hook set on a context, or None."""
+    return getattr(sslcontext, "_msg_callback", None)
+
+
+# start_tls on the server side hands what a StreamReaderProtocol's reader
+# holds unread on to the TLS object (the start of the client's handshake):
+# asyncio's does from the releases whose start_tls reads that buffer.
+START_TLS_MOVES_STREAM_BUFFER = "_stream_reader" in base_events.BaseEventLoop.start_tls.__code__.co_names
+
+
+def stream_reader_buffer(protocol: Any) -> bytearray | None:
+    """The unread bytes of a StreamReaderProtocol's reader, or None."""
+    if not isinstance(protocol, streams.StreamReaderProtocol):
+        return None
+    reader = getattr(protocol, "_stream_reader", None)
+    return None if reader is None else reader._buffer
 
 # --- helpers the Python side calls ---
 
@@ -80,6 +108,8 @@ PRIVATE_NAMES_USED: dict[Any, tuple[str, ...]] = {
     base_events.Server: ("_attach", "_detach"),
     futures.Future: ("_asyncio_future_blocking",),
     events.Handle: ("_run",),
+    streams.StreamReaderProtocol: ("_stream_reader",),
+    **({ssl.SSLContext: ("_msg_callback",)} if ssl else {}),
 }
 # Attributes a running asyncio sets on its own objects, which the C++ core
 # sets the same way: Task._log_destroy_pending (run_until_complete), and
@@ -147,7 +177,22 @@ set_nodelay = base_events._set_nodelay
 set_result_unless_cancelled = futures._set_result_unless_cancelled
 check_ssl_socket = base_events._check_ssl_socket
 FlowControlMixin = transports._FlowControlMixin
+
+# The ssl module's classes the C++ TLS transport works with, None in an
+# interpreter built without ssl (which has no TLS to offer). _ssl's
+# _SSLSocket is the object behind an SSLObject that holds its OpenSSL SSL.
+SSLObject = ssl.SSLObject if ssl else None
+MemoryBIO = ssl.MemoryBIO if ssl else None
+SSLSocketType = _ssl._SSLSocket if _ssl else None
+SSLError = ssl.SSLError if ssl else None
+SSLWantReadError = ssl.SSLWantReadError if ssl else None
+SSLSyscallError = ssl.SSLSyscallError if ssl else None
+CertificateError = ssl.CertificateError if ssl else None
+# What the TLS transport reads of an SSLObject (the C++ core by name, see
+# _core._PRIVATE_NAMES): its _sslobj, the _ssl._SSLSocket holding the SSL.
+SSL_OBJECT_ATTRIBUTES = ("_sslobj",)
 SENDFILE_TRY_NATIVE = constants._SendfileMode.TRY_NATIVE
+SENDFILE_FALLBACK = constants._SendfileMode.FALLBACK
 ACCEPT_RETRY_DELAY: float = constants.ACCEPT_RETRY_DELAY
 
 # 3.13.3 and later pass create_task(**kwargs) straight to the task factory;
@@ -167,3 +212,7 @@ DATAGRAM_HEADER_SIZE: int = getattr(
     selector_events._SelectorDatagramTransport, "_header_size", 8 if VERSION >= (3, 13) else 0
 )
 DATAGRAM_SENDS_EMPTY = VERSION >= (3, 13)
+# asyncio's TLS transport: from 3.14 its is_closing() also follows the
+# socket's, and the shutdown timeout stays armed until connection_lost.
+TLS_IS_CLOSING_FOLLOWS_SOCKET = hasattr(sslproto.SSLProtocol, "_is_transport_closing")
+TLS_SHUTDOWN_TIMEOUT_UNTIL_LOST = VERSION >= (3, 14)

@@ -25,7 +25,7 @@ import weakref
 from typing import Any
 
 from . import _asyncio_internals as internals
-from . import _core, _resolve
+from . import _core, _resolve, _tls
 from ._signals import SignalHandlers
 from ._subprocess import Subprocesses
 
@@ -134,11 +134,14 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         ssl_shutdown_timeout: float | None = internals.SSL_SHUTDOWN_TIMEOUT,
         context: contextvars.Context | None = None,
     ) -> Any:
-        # asyncio's TLS (sslproto.SSLProtocol, a BufferedProtocol) over the
-        # C++ transport instead of the selector loop's Python one: the
-        # encrypted bytes are read straight into its buffer and written
-        # from C++. Its callbacks into the application's protocol run in
-        # the transport's context.
+        # The C++ TLS transport (see _tls.py), or where it cannot take the
+        # connection, asyncio's sslproto over the C++ socket transport.
+        transport = _tls.make_transport(
+            self, rawsock, protocol, sslcontext, waiter, server_side, server_hostname, extra, server,
+            ssl_handshake_timeout, ssl_shutdown_timeout, context,
+        )
+        if transport is not None:
+            return transport
         ssl_protocol = internals.SSLProtocol(
             self,
             protocol,
@@ -151,6 +154,28 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         )
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server, context=context)
         return ssl_protocol._app_transport
+
+    async def start_tls(
+        self,
+        transport: Any,
+        protocol: Any,
+        sslcontext: Any,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> Any:
+        tls = await _tls.start_tls(
+            self, transport, protocol, sslcontext, server_side, server_hostname, ssl_handshake_timeout,
+            ssl_shutdown_timeout,
+        )
+        if tls is not None:
+            return tls
+        return await super().start_tls(
+            transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
 
     def _start_serving(
         self,

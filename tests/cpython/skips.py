@@ -23,6 +23,13 @@ SKIPS: dict[str, str] = {
     # against both loops' real transports.
     "test_unix_events__UnixReadPipeTransportTests": "unit tests of asyncio's _UnixReadPipeTransport on TestLoop",
     "test_unix_events__UnixWritePipeTransportTests": "unit tests of asyncio's _UnixWritePipeTransport on TestLoop",
+    # Holds back the TLS layer's output by calling pause_writing() on
+    # asyncio's SSLProtocol (transport._ssl_protocol): cxxloop's TLS
+    # transport is a single C++ object with no SSLProtocol inside. That
+    # what is written before close() is all sent before the close_notify,
+    # even to a peer that stops reading, is checked on both loops by
+    # tests/test_tls_parity.py.
+    "test_ssl__TestSSL::test_flush_before_shutdown": "pauses asyncio's SSLProtocol inside its TLS transport",
 }
 
 EXPECTED_FAILURES: dict[str, str] = {}
