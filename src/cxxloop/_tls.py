@@ -137,6 +137,9 @@ async def start_tls(
         await waiter
     except BaseException:
         transport.close()
+        # The waiter holds the exception, whose traceback holds this
+        # frame: the cycle would keep both transports until a collection.
+        waiter = None
         raise
     return tls
 
