@@ -26,6 +26,7 @@ import random
 import socket
 import ssl
 import struct
+import sys
 import weakref
 
 import pytest
@@ -2215,7 +2216,10 @@ def test_a_connection_leaves_nothing_to_the_garbage_collector(fresh, how):
             gc.collect()
 
     left = agree(main)
-    assert left == []
+    # Before 3.13 asyncio's accept path keeps a failed handshake's exception
+    # in a cycle with its frame, and the server's protocol with it.
+    if how != "failed handshake at a server" or sys.version_info >= (3, 13):
+        assert left == []
 
 
 def test_a_failed_handshake_leaves_what_asyncio_leaves(fresh):
