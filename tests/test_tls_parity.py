@@ -522,6 +522,39 @@ def test_a_bytearray_from_get_buffer_gets_every_byte(contexts):
     assert results["cxxloop"] is True
 
 
+class OddBuffer(BufferedRecorder):
+    """get_buffer() gives `buffer`, whatever it is."""
+
+    def __init__(self, buffer):
+        super().__init__(10)
+        self.odd = buffer
+
+    def get_buffer(self, sizehint):
+        return self.odd
+
+
+@pytest.mark.parametrize("buffer", [
+    pytest.param(b"read-only", id="bytes"),
+    pytest.param(None, id="None"),
+    pytest.param(bytearray(), id="empty", marks=pytest.mark.xfail(
+        strict=True, reason="asyncio reads 0 bytes into it, takes that for close_notify and ends the connection; "
+                            "cxxloop's connection stalls for good")),
+])
+def test_get_buffer_gives_an_unusable_buffer(contexts, buffer):
+    async def main():
+        seen = Seen()
+        client, server = await tls_pair(contexts, lambda: OddBuffer(buffer))
+        client.transport.write(b"hello")
+        await asyncio.wait([server.lost], timeout=0.3)
+        result = server.events[:], client.events[:], bytes(server.received), seen.result()
+        client.transport.abort()
+        server.transport.abort()
+        await asyncio.sleep(0.01)
+        return result
+
+    agree(main)
+
+
 # ---------------------------------------------------------------------------
 # Closing
 
@@ -1398,6 +1431,38 @@ def test_pause_and_resume_writing_to_a_peer_that_does_not_read(contexts):
     assert paused_at == (["pause"], True) and intact and flow == ["pause", "resume"] and size == 0
 
 
+@pytest.mark.parametrize("exc_type", [RuntimeError, KeyboardInterrupt])
+@pytest.mark.parametrize(("where", "end"), [("eof_received", "tcp eof"), ("data_received", "close_notify"),
+                                            ("data_received", "tcp eof")])
+def test_a_callback_raises_as_the_peer_ends(contexts, where, end, exc_type):
+    """The peer's last data and its end come together; the callback that
+    sees the data (or the end) raises."""
+    async def main():
+        seen = Seen()
+        client, peer = await hand_server(contexts, lambda: Raising(where, exc_type))
+        peer.obj.write(b"last words")
+        if end == "close_notify":
+            await peer.send_close_notify()
+        else:
+            await peer.flush()
+            peer.sock.shutdown(socket.SHUT_WR)
+        try:
+            answer = await asyncio.wait_for(peer.read_to_end(), 1)
+        except TimeoutError:
+            answer = "no answer"
+        await asyncio.wait([client.lost], timeout=0.5)
+        result = client.events[:], bytes(client.received), answer, seen.result()
+        client.transport.abort()
+        peer.sock.close()
+        await asyncio.sleep(0.01)
+        return result
+
+    results = {name: run_through_interrupts(factory, main) for name, factory in LOOPS.items()}
+    assert results["cxxloop"] == results["asyncio"], results
+    (events, received, answer, seen), interrupts = results["cxxloop"]
+    assert received == b"last words"
+
+
 class RaisingFlow(Recorder):
     """Raises from its first pause_writing and its first resume_writing."""
 
@@ -1793,6 +1858,42 @@ def test_start_tls_with_the_client_hello_already_in_the_stream_buffer(contexts):
         return ok, result, server_saw
 
     agree(main)
+
+
+def test_start_tls_after_plain_writes_still_queued(contexts):
+    """What the plain transport had queued goes out before the handshake.
+    (asyncio's socket transport then calls resume_writing on its new
+    protocol, asyncio's SSLProtocol, which never paused, and reports the
+    AssertionError that raises; cxxloop has nothing to report.)"""
+    async def main():
+        seen = Seen()
+        loop = asyncio.get_running_loop()
+        c, s = tcp_pair()
+        transport, protocol = await loop.create_connection(Recorder, sock=c)
+        plain = payload(4 << 20)
+        transport.write(plain)
+        queued = transport.get_write_buffer_size() > 0
+        upgrading = asyncio.ensure_future(
+            loop.start_tls(transport, protocol, contexts[1], server_hostname="localhost"))
+        await asyncio.sleep(0.05)
+        got = bytearray()
+        while len(got) < len(plain):
+            got += await loop.sock_recv(s, len(plain) - len(got))
+        peer = HandPeer(s, contexts[0], True)
+        await peer.handshake()
+        tls = await upgrading
+        tls.write(b"secret")
+        secret = await peer.recv(6)
+        tls.close()
+        await peer.send_close_notify()
+        await asyncio.wait_for(protocol.lost, 10)
+        s.close()
+        return (queued, bytes(got) == plain, secret, protocol.events, protocol.flow), seen.result()
+
+    results = on_both(main)
+    assert results["cxxloop"][0] == results["asyncio"][0]
+    assert results["cxxloop"][0][:3] == (True, True, b"secret") and results["cxxloop"][1] == {"errors": [],
+                                                                                              "logs": []}
 
 
 def test_closing_the_old_transport_after_start_tls(contexts):
