@@ -29,7 +29,7 @@ def test_each_of_the_three_workloads_has_the_three_variants():
 def test_a_variant_sets_the_loop_up_and_does_the_work(workload):
     loop = new_loop("cxxloop")
     try:
-        ops, seconds = workload.run(loop, 64)
+        ops, seconds, _ = workload.run(loop, 64)
         stats = loop.stats()
         watched = _watch._watches.get(loop) is not None
     finally:

@@ -19,6 +19,7 @@ import re
 import shutil
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .workloads import Workload
@@ -77,14 +78,14 @@ def table(results: dict) -> str:
                                "a run of the size shown in the JSON and one three times as large.")
 
 
-def run(selected: list[Workload], loops: list[str], sizes: dict[str, int], timeout: float, out: Path) -> int:
+def run(selected: list[Workload], loops_of: Callable[[Workload], list[str]], sizes: dict[str, int], timeout: float,
+        out: Path) -> int:
+    """Measures each workload on the loops loops_of(workload) names."""
     results: dict = {}
     for workload in selected:
         entry = results[workload.name] = {"unit": workload.unit, "size": sizes[workload.name],
                                           "variant_of": workload.variant_of, "runs": {}}
-        for loop in loops:
-            if workload.loops is not None and loop not in workload.loops:
-                continue
+        for loop in loops_of(workload):
             run = entry["runs"][loop] = measure(loop, workload, sizes[workload.name], timeout)
             outcome = run.get("error") or f"{run['instructions_per_op']:,.1f} instructions/op"
             print(f"{workload.name}  {loop:8} {outcome}", flush=True)

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from . import Workload, micro, net
+from .timing import Measured
 
 _BASES = ("call_soon", "gather", "echo_protocol_1k")
 
@@ -33,10 +34,9 @@ _SETUPS: dict[str, tuple[str, Callable[[asyncio.AbstractEventLoop], object]]] = 
 }
 
 
-def _set_up(run: Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]],
-            setup: Callable[[asyncio.AbstractEventLoop], object]) -> Callable[[asyncio.AbstractEventLoop, int],
-                                                                             tuple[int, float]]:
-    def set_up_and_run(loop: asyncio.AbstractEventLoop, size: int) -> tuple[int, float]:
+def _set_up(run: Callable[[asyncio.AbstractEventLoop, int], Measured],
+            setup: Callable[[asyncio.AbstractEventLoop], object]) -> Callable[[asyncio.AbstractEventLoop, int], Measured]:
+    def set_up_and_run(loop: asyncio.AbstractEventLoop, size: int) -> Measured:
         setup(loop)  # before the workload starts its clock
         return run(loop, size)
 
