@@ -55,6 +55,14 @@ def test_iterations_are_counted_exactly(loop):
     assert (s.iterations, s.callbacks) == (7, 7)
 
 
+def test_a_timer_due_since_forever_lands_in_the_last_lag_bucket(loop):
+    loop.stats(reset=True)
+    loop.call_at(float("-inf"), noop)
+    loop._run_once()
+    lag = loop.stats().lag
+    assert lag.counts[-1] == lag.count == 1
+
+
 def test_ready_is_the_queue_length_now(loop):
     for _ in range(7):
         loop.call_soon(noop)

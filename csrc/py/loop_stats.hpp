@@ -92,11 +92,13 @@ inline void note_read(LoopStats& st, ssize_t n) noexcept {
 inline void note_written(LoopStats& st, ssize_t n) noexcept {
     if (st.on && n > 0) st.bytes_written += uint64_t(n);
 }
-// A due timer popped from the heap `lag_seconds` after its deadline.
+// A due timer popped from the heap `lag_seconds` after its deadline (a
+// deadline of -inf, or a replaced loop.time, can make that anything).
 inline void note_timer_fired(LoopStats& st, double lag_seconds) noexcept {
     if (!st.on) return;
     st.timers_fired++;
-    st.lag.add(int64_t(lag_seconds * 1e9));
+    double ns = lag_seconds * 1e9;
+    st.lag.add(!(ns > 0) ? 0 : ns < 9.0e18 ? int64_t(ns) : INT64_MAX);
 }
 
 // Runs one ready entry (a handle not cancelled, or a transport's I/O) as
