@@ -4,10 +4,21 @@ Keys are "<module>__<Class>::<test>" as pytest shows them under
 tests/cpython, "*::<test>" for any class, or a whole class
 "<module>__<Class>". SKIPS are fair skips: tests of the stdlib loop's
 internals. EXPECTED_FAILURES are behaviour differences still to fix; they
-are strict xfails, so a fix shows up as an unexpected pass.
+are strict xfails, so a fix shows up as an unexpected pass. HANGS are
+expected failures that would wait forever: each is also ended by a
+timeout of HANG_TIMEOUT seconds. A reason made with since() applies from
+that CPython version on only: the test, or what asyncio asks of its loop,
+changed there; without it, an entry applies wherever the test exists.
 """
 
-SKIPS: dict[str, str] = {
+
+def since(version: str, reason: str) -> tuple[tuple[int, ...], str]:
+    return tuple(int(part) for part in version.split(".")), reason
+
+
+Reason = str | tuple[tuple[int, ...], str]
+
+SKIPS: dict[str, Reason] = {
     # Counts iterations by replacing loop._run_once with a Python wrapper:
     # cxxloop's run loop is C++ and never calls a Python-level _run_once.
     # What it protects (no spinning on a rounded-down timeout) is covered by
@@ -25,4 +36,10 @@ SKIPS: dict[str, str] = {
     "test_unix_events__UnixWritePipeTransportTests": "unit tests of asyncio's _UnixWritePipeTransport on TestLoop",
 }
 
-EXPECTED_FAILURES: dict[str, str] = {}
+EXPECTED_FAILURES: dict[str, Reason] = {}
+
+# Well above what these tests take when they pass (about a second), low
+# enough that a hang costs little of the CI budget.
+HANG_TIMEOUT = 20
+
+HANGS: dict[str, Reason] = {}
