@@ -34,6 +34,18 @@ SKIPS: dict[str, Reason] = {
     # against both loops' real transports.
     "test_unix_events__UnixReadPipeTransportTests": "unit tests of asyncio's _UnixReadPipeTransport on TestLoop",
     "test_unix_events__UnixWritePipeTransportTests": "unit tests of asyncio's _UnixWritePipeTransport on TestLoop",
+    # The second half fakes a full socket buffer by swapping the stdlib
+    # _SelectorSocketTransport's _sock once its _read_ready_cb is None (the
+    # path of a selector-transport bug). cxxloop's transport is C++ and has
+    # neither: the patch raises AttributeError inside write(), the connection
+    # aborts, and the test's server thread then loops forever on EOF, so the
+    # test's own cleanup (joining that thread) never returns and no timeout
+    # can end it. 3.13.0 has the test without that half and runs it; on
+    # 3.14+ no test of ours covers its first half yet (a backlog written
+    # before the peer's close_notify still reaches the peer).
+    "test_ssl__TestSSL::test_remote_shutdown_receives_trailing_data_on_slow_socket": since(
+        "3.14", "patches the stdlib _SelectorSocketTransport's _sock/_read_ready_cb; hangs in its cleanup"
+    ),
 }
 
 EXPECTED_FAILURES: dict[str, Reason] = {}
