@@ -27,13 +27,15 @@ test: deps test-cpp test-python test-asan test-sid
 deps:
 	tools/apt-deps
 
+# Every version runs even when an earlier one fails, so one run shows them all.
 test-python:
-	@set -e; for py in $(PYTHONS); do \
+	@failed=; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv $(VENV)$$ver $$py '.[test]'; \
-	  $(VENV)$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
-	done
+	  tools/venv $(VENV)$$ver $$py '.[test]' && \
+	  $(VENV)$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || failed="$$failed $$ver"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "=== failed on CPython$$failed"; exit 1; fi
 
 test-cpp:
 	tests/cpp/run.sh
