@@ -16,13 +16,14 @@ ASAN_VENV ?= .venv-asan
 SID_PYTHONS ?= python3.14 python3.15
 SID_ASAN_PYTHON ?= python3.15
 
-.PHONY: bench test test-python test-cpp test-asan test-sid test-sid-python test-sid-asan deps clean
+.PHONY: bench test test-python test-cpp test-asan test-sid test-sid-python test-sid-asan deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
-test: deps test-cpp test-python test-asan test-sid
+# wheel first: tests/test_wheel.py installs what it puts in dist/.
+test: deps test-cpp wheel test-python test-asan test-sid
 
 deps:
 	tools/apt-deps
@@ -32,17 +33,22 @@ test-python:
 	@failed=; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv $(VENV)$$ver $$py '.[test]' && \
+	  tools/venv $(VENV)$$ver $$py '.[test,test-integrations]' && \
 	  $(VENV)$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || failed="$$failed $$ver"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "=== failed on CPython$$failed"; exit 1; fi
+
+# dist/: the sdist, and a wheel built from it for $(PYTHON), repaired to a
+# manylinux tag by auditwheel.
+wheel:
+	tools/wheel $(PYTHON)
 
 test-cpp:
 	tests/cpp/run.sh
 
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
-	CXXLOOP_SANITIZE=ON tools/venv $(ASAN_VENV) $(PYTHON) '.[test]'
+	CXXLOOP_SANITIZE=ON tools/venv $(ASAN_VENV) $(PYTHON) '.[test,test-integrations]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
 	ldd $(ASAN_VENV)/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
@@ -60,4 +66,4 @@ test-sid-asan:
 	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) PYTEST_ARGS='$(PYTEST_ARGS)'
 
 clean:
-	rm -rf build .venv-* .pytest_cache
+	rm -rf build dist .venv-* .pytest_cache

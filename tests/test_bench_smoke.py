@@ -5,20 +5,30 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+from optional import require
 
 from cxxloop.bench.loops import LOOPS, new_loop
 from cxxloop.bench.workloads import all_workloads
 
-def test_quick_run_writes_table_json_and_chart(tmp_path):
-    out = tmp_path / "results"
+
+@pytest.fixture(scope="module")
+def quick_run(tmp_path_factory):
+    """One quick benchmark run of call_soon: its output and its folder."""
+    out = tmp_path_factory.mktemp("bench") / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "cxxloop", "bench", "--quick", "--rounds", "1",
          "--only", "call_soon", "--scale", "0.01", "--out", str(out)],
         capture_output=True, text=True, timeout=120,
     )
     assert proc.returncode == 0, proc.stdout + proc.stderr
+    return proc, out
+
+
+def test_quick_run_writes_table_and_json(quick_run):
+    proc, out = quick_run
     assert "uvloop" in LOOPS, "uvloop is a test dependency"
 
     # One flushed progress line per measurement, then the table.
@@ -41,7 +51,10 @@ def test_quick_run_writes_table_json_and_chart(tmp_path):
     ratios = results["summary"]["call_soon"]["ratios"]
     assert set(ratios) == {"cxxloop/asyncio", "cxxloop/uvloop"}
 
-    # matplotlib is part of the test extra, so the chart must be there.
+
+def test_quick_run_draws_the_chart(quick_run):
+    require("matplotlib")
+    _, out = quick_run
     assert (out / "ratios.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
@@ -109,14 +122,26 @@ def test_unknown_workload_is_an_error():
     assert "no workload matches no_such_workload" in proc.stderr
 
 
-@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by tools/apt-deps; missing here")
-def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
-    """One echo workload per server style and both HTTP workloads, briefly:
-    every loop serves real load from the external generators, and echo
-    workloads and http_raw also measure the plain C server."""
-    out = tmp_path / "results"
-    names = ["echo_protocol_64", "echo_buffered_1k", "echo_streams_10k", "echo_sock_100k", "http_raw",
-             "http_aiohttp"]
+def test_the_build_installed_the_c_programs():
+    from cxxloop.bench import native
+
+    for name in native.PROGRAMS:
+        assert os.access(native.binary(name), os.X_OK), name
+    assert native.missing() is None
+
+
+def test_echo_workloads_are_skipped_without_the_c_programs(monkeypatch):
+    from cxxloop.bench import native
+
+    monkeypatch.setattr(native, "binary", lambda name: Path("/nonexistent") / name)
+    reason = all_workloads()["echo_protocol_64"].unavailable()
+    assert reason == "loadgen, echo_server not installed: cxxloop was built with CXXLOOP_BUILD_BENCH=OFF"
+
+
+def run_network_workloads(out, names):
+    """Run `names` briefly; check that every loop served real load from the
+    external generators and that those with a ceiling also measured the
+    plain C server."""
     proc = subprocess.run(
         [sys.executable, "-m", "cxxloop", "bench", "--quick", "--rounds", "1", "--scale", "0.5",
          "--only", *names, "--out", str(out)],
@@ -133,7 +158,21 @@ def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
             assert samples[0]["ops"] > 0 and samples[0]["ops_per_sec"] > 0
             if loop != "ceiling":
                 assert loop in samples[0]["loop_class"].lower()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by tools/apt-deps; missing here")
+def test_network_workloads_measure_every_loop_and_the_ceiling(tmp_path):
+    """One echo workload per server style, and the raw HTTP one."""
+    out = tmp_path / "results"
+    run_network_workloads(out, ["echo_protocol_64", "echo_buffered_1k", "echo_streams_10k", "echo_sock_100k",
+                                "http_raw"])
     assert "cxxloop/ceiling" in (out / "table.md").read_text()
+
+
+@pytest.mark.skipif(shutil.which("wrk") is None, reason="wrk is installed by tools/apt-deps; missing here")
+def test_aiohttp_workload_measures_every_loop(tmp_path):
+    require("aiohttp")
+    run_network_workloads(tmp_path / "results", ["http_aiohttp"])
 
 
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two cores to pin apart")

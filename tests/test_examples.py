@@ -19,6 +19,7 @@ import threading
 from pathlib import Path
 
 import pytest
+from optional import require
 
 import cxxloop
 
@@ -237,6 +238,7 @@ def test_thread_pool_counts_in_process(ex, factory):
 
 
 def test_scale_out_dask():
+    require("distributed")
     out = run_example("scale_out_dask.py", "--tasks", "6", strict=False)
     assert "6 results" in out
     workers = re.search(r"computed on (\d+) worker processes: (.*)", out)

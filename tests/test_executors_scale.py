@@ -11,6 +11,7 @@ import threading
 import time
 
 import pytest
+from optional import require
 
 import cxxloop
 
@@ -93,7 +94,7 @@ def test_process_pool_exception_and_cancellation():
 
 
 def test_dask_distributed_executor():
-    import distributed
+    distributed = require("distributed")
     with distributed.LocalCluster(
         n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
     ) as cluster, distributed.Client(cluster) as client:

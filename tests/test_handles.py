@@ -274,6 +274,59 @@ def test_handles_cannot_be_instantiated_directly(loop):
     h.cancel()
 
 
+def test_run_of_a_cancelled_handle_reports_as_asyncio_does(any_loop):
+    # asyncio's Handle._run() with no callback left raises inside its own
+    # try and reports "Exception in callback None()"; it must not crash.
+    reports = []
+    any_loop.set_exception_handler(lambda _loop, context: reports.append(
+        (context["message"], type(context["exception"]).__name__)))
+    for handle in (any_loop.call_soon(print), any_loop.call_later(10, print)):
+        handle.cancel()
+        assert handle._run() is None
+    assert reports == [("Exception in callback None()", "TypeError")] * 2
+
+
+def test_an_abandoned_loop_in_a_cycle_is_freed_by_automatic_collections():
+    # The hook that hands held, untracked ready handles back to the GC acts
+    # before full collections: those the collector starts by itself, not
+    # only gc.collect().
+    class Holder:
+        pass
+
+    def abandon():
+        loop = cxxloop.new_event_loop()
+        fut = loop.create_future()
+        holder = Holder()
+        holder.handle = loop.call_soon(fut.set_result, holder)
+        fut.holder = holder
+        return weakref.ref(loop)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the unclosed loop warns, as on asyncio
+        ref = abandon()
+        full_collections = []
+
+        def count(phase, info):
+            if phase == "start" and info["generation"] == 2:
+                full_collections.append(1)
+
+        gc.callbacks.append(count)
+        try:
+            garbage = []
+            for i in range(20_000_000):
+                node = [i]
+                node.append(node)  # a cycle, so the collector has work to count
+                if i % 10 == 0:
+                    garbage.append(node)  # survivors age into the oldest generation
+                if i % 100_000 == 0 and ref() is None:
+                    break
+        finally:
+            gc.callbacks.remove(count)
+            del garbage
+    assert full_collections, "no automatic full collection ran"
+    assert ref() is None
+
+
 def test_run_directly(loop):
     out = []
     h = loop.call_soon(out.append, "x")

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from optional import require
 
 APPS = Path(__file__).resolve().parent / "apps"
 
@@ -44,6 +45,12 @@ def start(cmd):
     )
 
 
+def require_worker(worker):
+    """Skip unless gunicorn and the framework behind `worker` are installed."""
+    require("gunicorn")
+    require("aiohttp" if "aiohttp" in worker.lower() else "uvicorn_worker")
+
+
 def stop(proc, sig=signal.SIGTERM):
     proc.send_signal(sig)
     try:
@@ -65,6 +72,7 @@ def stop(proc, sig=signal.SIGTERM):
     ],
 )
 def test_gunicorn_worker_serves_reloads_and_stops(worker, app):
+    require_worker(worker)
     port = free_port()
     proc = start(
         [sys.executable, "-m", "gunicorn", app, "-k", worker, "-w", "1",
@@ -86,6 +94,7 @@ def test_gunicorn_worker_serves_reloads_and_stops(worker, app):
 
 
 def test_uvicorn_loop_option():
+    require("uvicorn")
     port = free_port()
     proc = start(
         [sys.executable, "-m", "uvicorn", "asgi_app:app", "--loop", "cxxloop:new_event_loop",
@@ -107,6 +116,7 @@ def test_uvicorn_loop_option():
      ("cxxloop.workers.UvicornWorker", "asgi_app:app")],
 )
 def test_gunicorn_quick_shutdown_on_sigquit(worker, app):
+    require_worker(worker)
     port = free_port()
     proc = start(
         [sys.executable, "-m", "gunicorn", app, "-k", worker,

@@ -14,6 +14,7 @@ import sys
 import textwrap
 
 import pytest
+from optional import require
 
 import cxxloop
 
@@ -262,7 +263,7 @@ def test_ten_thousand_concurrent_connections_no_fd_leak():
 
 
 def test_aiohttp_server_and_client():
-    import aiohttp
+    aiohttp = require("aiohttp")
     from aiohttp import web
 
     async def main():

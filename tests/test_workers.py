@@ -1,7 +1,9 @@
 """gunicorn worker classes: resolution by dotted path and by entry point."""
 
+import importlib
+
 import pytest
-from gunicorn.util import load_class
+from optional import require
 
 import cxxloop.workers
 
@@ -16,13 +18,19 @@ import cxxloop.workers
     ],
 )
 def test_gunicorn_resolves_worker(uri, base):
-    cls = load_class(uri)
     module, _, name = base.rpartition(".")
-    assert issubclass(cls, getattr(__import__(module, fromlist=[name]), name))
+    require("gunicorn")
+    require(module.partition(".")[0])
+    from gunicorn.util import load_class
+
+    cls = load_class(uri)
+    assert issubclass(cls, getattr(importlib.import_module(module), name))
     assert cls.__module__ == "cxxloop.workers"
 
 
 def test_uvicorn_worker_uses_cxxloop_factory():
+    require("gunicorn")
+    require("uvicorn_worker")
     from uvicorn.config import Config
 
     config = Config(app=None, **cxxloop.workers.UvicornWorker.CONFIG_KWARGS)

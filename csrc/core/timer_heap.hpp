@@ -43,24 +43,36 @@ public:
         return item;
     }
 
-    // Removes every entry for which drop(item) returns true (drop may
-    // release the item), then restores the heap property in O(n).
+    // Takes every entry for which drop(item) is true out of the heap,
+    // restores the heap property in O(n), and returns them. `drop` only
+    // decides: what the caller does with the items (release them, which
+    // may run code that pushes again) comes after the heap is whole. If
+    // the result cannot be allocated, bad_alloc leaves the heap unchanged.
     template <class Pred>
-    void remove_if(Pred drop) {
+    std::vector<Entry> extract_if(Pred drop) {
+        size_t count = 0;
+        for (const Entry& e : heap_) count += drop(e.item) ? 1 : 0;
+        std::vector<Entry> removed;
+        removed.reserve(count);
         size_t kept = 0;
         for (size_t i = 0; i < heap_.size(); ++i) {
-            if (!drop(heap_[i].item)) heap_[kept++] = std::move(heap_[i]);
+            if (drop(heap_[i].item)) {
+                removed.push_back(std::move(heap_[i]));
+            } else {
+                heap_[kept++] = std::move(heap_[i]);
+            }
         }
         heap_.resize(kept);
         for (size_t i = kept / 2; i-- > 0;) sift_down(i);
+        return removed;
     }
 
-    // Hands every item to fn and empties the heap.
-    template <class Fn>
-    void drain(Fn fn) {
+    // Empties the heap, giving its entries to the caller (in storage order);
+    // allocates nothing.
+    std::vector<Entry> take_all() noexcept {
         std::vector<Entry> entries;
         entries.swap(heap_);
-        for (Entry& e : entries) fn(e.item);
+        return entries;
     }
 
     // Read-only walk in storage order (not deadline order).

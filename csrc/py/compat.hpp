@@ -25,3 +25,20 @@ inline void PyErr_SetRaisedException(PyObject* exc) {
     PyErr_Restore(Py_NewRef(reinterpret_cast<PyObject*>(Py_TYPE(exc))), exc, tb);
 }
 #endif
+
+#if PY_VERSION_HEX < 0x030D0000
+// 3.13 added the strong-reference form of PyWeakref_GetObject.
+inline int PyWeakref_GetRef(PyObject* ref, PyObject** pobj) {
+    PyObject* obj = PyWeakref_GetObject(ref);
+    if (!obj) {
+        *pobj = nullptr;
+        return -1;
+    }
+    if (obj == Py_None) {
+        *pobj = nullptr;
+        return 0;
+    }
+    *pobj = Py_NewRef(obj);
+    return 1;
+}
+#endif

@@ -1,9 +1,6 @@
-// What a datagram transport holds beyond a stream's (datagram_transport.cpp):
-// the datagrams the kernel did not take yet, each with its address, and
-// the peer address it last received from.
+// The datagrams a DatagramTransport could not send yet, each with its
+// address (datagram_transport.cpp).
 #pragma once
-
-#include <sys/socket.h>
 
 #include <cstddef>
 #include <deque>
@@ -17,45 +14,73 @@ struct Datagram {
     PyObject* addr;  // owned; Py_None to send on a connected socket
 };
 
-struct DatagramState {
-    DatagramState() = default;
-    DatagramState(const DatagramState&) = delete;
-    DatagramState& operator=(const DatagramState&) = delete;
-    ~DatagramState() {
-        clear();
-        Py_CLEAR(address);
-        Py_CLEAR(last_addr);
-    }
+class DatagramQueue {
+public:
+    DatagramQueue() = default;
+    DatagramQueue(const DatagramQueue&) = delete;
+    DatagramQueue& operator=(const DatagramQueue&) = delete;
+    ~DatagramQueue() { clear(); }
 
-    // Drops the queue. Moves it out first: a bytes' release cannot run
-    // code, but an address's can (a tuple of user objects).
-    void clear() noexcept {
-        std::deque<Datagram> old;
-        old.swap(queue);
-        bytes = 0;
-        for (Datagram& dg : old) {
+    bool empty() const noexcept { return queue_.empty(); }
+    // asyncio's _buffer_size: each datagram's payload plus `header` bytes.
+    size_t bytes() const noexcept { return bytes_; }
+
+    // Takes over both references; -1 with MemoryError, having released them.
+    int push_back(Datagram dg, size_t header) {
+        try {
+            queue_.push_back(dg);
+        } catch (const std::bad_alloc&) {
             Py_DECREF(dg.data);
             Py_DECREF(dg.addr);
+            PyErr_NoMemory();
+            return -1;
         }
-    }
-
-    int traverse(visitproc visit, void* arg) const {
-        Py_VISIT(address);
-        Py_VISIT(last_addr);
-        for (const Datagram& dg : queue) Py_VISIT(dg.addr);
+        bytes_ += size_t(PyBytes_GET_SIZE(dg.data)) + header;
         return 0;
     }
 
-    std::deque<Datagram> queue;
-    size_t bytes = 0;              // asyncio's _buffer_size
-    PyObject* address = nullptr;   // remote_addr of create_datagram_endpoint, or null
-    // The address object of the last datagram received and its sockaddr:
-    // a peer that keeps sending gets the same tuple instead of a new one.
-    PyObject* last_addr = nullptr;
-    sockaddr_storage last_sa{};
-    socklen_t last_len = 0;
-    int family = 0;
-    bool connected = false;        // extra['peername'] was set: send() ignores addr
+    // Gives the front datagram's references to the caller.
+    Datagram pop_front(size_t header) noexcept {
+        Datagram dg = queue_.front();
+        queue_.pop_front();
+        bytes_ -= size_t(PyBytes_GET_SIZE(dg.data)) + header;
+        return dg;
+    }
+
+    // Puts back what pop_front() gave (the socket would block).
+    int push_front(Datagram dg, size_t header) {
+        try {
+            queue_.push_front(dg);
+        } catch (const std::bad_alloc&) {
+            Py_DECREF(dg.data);
+            Py_DECREF(dg.addr);
+            PyErr_NoMemory();
+            return -1;
+        }
+        bytes_ += size_t(PyBytes_GET_SIZE(dg.data)) + header;
+        return 0;
+    }
+
+    // Drops the queue, each datagram out of it before its references go:
+    // an address's release can run code (a tuple of user objects) that
+    // sends on this transport again.
+    void clear() noexcept {
+        while (!queue_.empty()) {
+            Datagram dg = pop_front(0);
+            Py_DECREF(dg.data);
+            Py_DECREF(dg.addr);
+        }
+        bytes_ = 0;
+    }
+
+    int traverse(visitproc visit, void* arg) const {
+        for (const Datagram& dg : queue_) Py_VISIT(dg.addr);
+        return 0;
+    }
+
+private:
+    std::deque<Datagram> queue_;
+    size_t bytes_ = 0;
 };
 
 }  // namespace cxxloop::py

@@ -3,34 +3,29 @@
 #include <algorithm>
 #include <cstddef>
 #include <cstring>
+#include <string>
 
 #include "loop.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
 
 namespace {
 
-// Released handles, kept for reuse: call_soon and call_later make one per
-// callback, and reuse skips the allocator, the zeroing and the GC
-// allocation count (fewer young-generation collections, each of which
-// traverses every queued handle). Sized for a busy iteration's batch of a
-// thousand or so callbacks. Entries have refcount 0, are untracked, hold no
-// reference but the one to their type, and all their object fields are null.
-struct FreeList {
-    static constexpr int kMax = 2048;
-    PyObject* items[kMax];
-    int count = 0;
-};
-FreeList handle_free, timer_free;
-
-FreeList* free_list_for(PyTypeObject* type) {
-    return type == g.Handle ? &handle_free : type == g.TimerHandle ? &timer_free : nullptr;
+// Released handles are kept for reuse (ModuleState::handle_free and
+// timer_free): call_soon and call_later make one per callback, and reuse
+// skips the allocator, the zeroing and the GC allocation count (fewer
+// young-generation collections, each of which traverses every queued
+// handle). Sized for a busy iteration's batch of a thousand or so callbacks.
+HandleFreeList* free_list_for(ModuleState* st, PyTypeObject* type) {
+    if (!st || !st->free_lists_open) return nullptr;
+    return type == st->handle_type ? &st->handle_free : type == st->timer_handle_type ? &st->timer_free : nullptr;
 }
 
 // `tracked`: whether the new handle starts out tracked by the GC (see
 // soon_handle_new for the ones that do not).
-PyObject* alloc_handle(PyTypeObject* type, bool tracked) {
-    FreeList* fl = free_list_for(type);
+PyObject* alloc_handle(ModuleState* st, PyTypeObject* type, bool tracked) {
+    HandleFreeList* fl = free_list_for(st, type);
     if (!fl || fl->count == 0) {
         PyObject* op = PyType_GenericAlloc(type, 0);
         if (op && !tracked) PyObject_GC_UnTrack(op);
@@ -54,11 +49,6 @@ void drop_callback(HandleData* d) {
     Py_CLEAR(d->callback);
 }
 
-// The type is_task_step() last found not to be a step. Borrowed and only
-// compared: should that type die and another take its address, the worst
-// is a step that stays tracked.
-PyTypeObject* last_other_type;
-
 // True for the callable a CPython Task schedules its next step with. The
 // type is not exported, so it is recognised by name the first time
 // ("TaskStepMethWrapper" up to 3.11, "_asyncio.TaskStepMethWrapper" from
@@ -69,17 +59,17 @@ PyTypeObject* last_other_type;
 // untracked: its tp_dealloc calls PyObject_GC_UnTrack, which accepts an
 // untracked object, where some of CPython's own types (instance methods,
 // for one) unlink unconditionally and would crash.
-bool is_task_step(PyObject* callback) {
+bool is_task_step(ModuleState* st, PyObject* callback) {
     PyTypeObject* tp = Py_TYPE(callback);
-    if (tp == g.task_step_type) return true;
-    if (g.task_step_type || tp == last_other_type) return false;
+    if (tp == st->task_step_type) return true;
+    if (st->task_step_type || tp == st->last_other_type) return false;
     if ((tp->tp_flags & Py_TPFLAGS_BASETYPE) || !(tp->tp_flags & Py_TPFLAGS_HAVE_GC) ||
         (std::strcmp(tp->tp_name, "_asyncio.TaskStepMethWrapper") != 0 &&
          std::strcmp(tp->tp_name, "TaskStepMethWrapper") != 0)) {
-        last_other_type = tp;
+        st->last_other_type = tp;
         return false;
     }
-    g.task_step_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(tp));
+    st->task_step_type = reinterpret_cast<PyTypeObject*>(Py_NewRef(tp));
     return true;
 }
 
@@ -87,13 +77,14 @@ bool is_task_step(PyObject* callback) {
 [[gnu::always_inline]] inline PyObject* make_handle(PyTypeObject* type, CoreLoop* loop, PyObject* callback,
                                                    PyObject* const* args, Py_ssize_t nargs, PyObject* context,
                                                    bool tracked) {
-    Ref self = Ref::steal(alloc_handle(type, tracked));
+    ModuleState* st = loop->s.st;
+    Ref self = Ref::steal(alloc_handle(st, type, tracked));
     if (!self) return nullptr;
     HandleData* d = handle_data(self.get());
     if (nargs == 0) {
         // What PyTuple_New(0) returns, without the call: a Task's steps
         // take no arguments.
-        d->args = Py_NewRef(g.empty_tuple);
+        d->args = Py_NewRef(st->empty_tuple);
     } else {
         if (!(d->args = PyTuple_New(nargs))) return nullptr;
         for (Py_ssize_t i = 0; i < nargs; ++i) PyTuple_SET_ITEM(d->args, i, Py_NewRef(args[i]));
@@ -108,7 +99,7 @@ bool is_task_step(PyObject* callback) {
     if (loop->s.debug) {
         // No Python frame belongs to call_soon itself, so the innermost
         // frame extract_stack sees is already the caller's.
-        if (!(d->source_traceback = PyObject_CallNoArgs(g.extract_stack))) return nullptr;
+        if (!(d->source_traceback = PyObject_CallNoArgs(st->extract_stack))) return nullptr;
     }
     return self.release();
 }
@@ -120,11 +111,11 @@ PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyO
     return make_handle(type, loop, callback, args, nargs, context, true);
 }
 
-PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
-                          PyObject* context) {
-    PyObject* h = make_handle(g.Handle, loop, callback, args, nargs, context, false);
+PyObject* soon_handle_new(CoreLoop* loop, PyTypeObject* type, PyObject* callback, PyObject* const* args,
+                          Py_ssize_t nargs, PyObject* context) {
+    PyObject* h = make_handle(type, loop, callback, args, nargs, context, false);
     if (!h) return nullptr;
-    if (is_task_step(callback) && PyObject_GC_IsTracked(callback)) {
+    if (is_task_step(loop->s.st, callback) && PyObject_GC_IsTracked(callback)) {
         PyObject_GC_UnTrack(callback);
         handle_data(h)->callback_untracked = true;
     }
@@ -146,6 +137,7 @@ int handle_traverse(PyObject* self, visitproc visit, void* arg) {
     Py_VISIT(d->loop);
     Py_VISIT(d->source_traceback);
     Py_VISIT(d->repr);
+    Py_VISIT(d->when_obj);
     return 0;
 }
 
@@ -155,36 +147,41 @@ namespace {
 // passes it to loop.call_exception_handler. Consumes the raised exception.
 int report_callback_error(PyObject* self, HandleData* d) {
     Ref exc = Ref::steal(PyErr_GetRaisedException());
+    CoreLoop* loop = reinterpret_cast<CoreLoop*>(d->loop);
+    ModuleState* st = loop->s.st;
     PyObject* callback = d->callback ? d->callback : Py_None;
     PyObject* args = d->args ? d->args : Py_None;
-#if PY_VERSION_HEX >= 0x030D0000
-    // 3.13 shows the arguments only in debug mode.
-    PyObject* debug = reinterpret_cast<CoreLoop*>(d->loop)->s.debug ? Py_True : Py_False;
-    PyObject* fargs[] = {callback, args, debug};
-    Ref source = Ref::steal(PyObject_Vectorcall(g.format_callback_source, fargs, 2, g.kw_debug));
-#else
-    Ref source = Ref::steal(PyObject_CallFunctionObjArgs(g.format_callback_source, callback, args, nullptr));
-#endif
+    Ref source;
+    if (st->format_callback_source_has_debug) {
+        // 3.13 shows the arguments only in debug mode.
+        PyObject* fargs[] = {callback, args, loop->s.debug ? Py_True : Py_False};
+        source = Ref::steal(PyObject_Vectorcall(st->format_callback_source, fargs, 2, st->kw_debug));
+    } else {
+        PyObject* fargs[] = {callback, args};
+        source = Ref::steal(PyObject_Vectorcall(st->format_callback_source, fargs, 2, nullptr));
+    }
     if (!source) return -1;
     Ref message = Ref::steal(PyUnicode_FromFormat("Exception in callback %U", source.get()));
     Ref context = Ref::steal(PyDict_New());
     if (!message || !context) return -1;
-    if (PyDict_SetItem(context.get(), g.s_message, message.get()) < 0 ||
-        PyDict_SetItem(context.get(), g.s_exception, exc.get()) < 0 ||
-        PyDict_SetItem(context.get(), g.s_handle, self) < 0) {
+    if (PyDict_SetItem(context.get(), st->s_message, message.get()) < 0 ||
+        PyDict_SetItem(context.get(), st->s_exception, exc.get()) < 0 ||
+        PyDict_SetItem(context.get(), st->s_handle, self) < 0) {
         return -1;
     }
     if (d->source_traceback && PyObject_IsTrue(d->source_traceback) == 1 &&
         PyDict_SetItemString(context.get(), "source_traceback", d->source_traceback) < 0) {
         return -1;
     }
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, g.s_call_exception_handler, context.get()));
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, st->s_call_exception_handler, context.get()));
     return r ? 0 : -1;
 }
 
 }  // namespace
 
-int handle_run(PyObject* self) {
+namespace {
+
+int run_callback(PyObject* self) {
     HandleData* d = handle_data(self);
     // The callback may cancel its own handle, which drops these references.
     Ref callback = Ref::borrow(d->callback);
@@ -213,6 +210,43 @@ int handle_run(PyObject* self) {
     return report_callback_error(self, d);
 }
 
+// A call_soon_threadsafe handle runs holding its loop's gate, so that
+// cancel() and cancelled() from another thread can wait for it to finish
+// (asyncio's _ThreadSafeHandle holds a lock per handle for the same
+// purpose). A waiter takes the gate and lets go of it at once, without the
+// GIL, so the loop never waits on a waiter for long.
+int run_threadsafe(PyObject* self, LoopState& s) {
+    if (s.threadsafe_running) return run_callback(self);  // a nested _run(): the gate is taken
+    PyThread_acquire_lock(s.threadsafe_gate, WAIT_LOCK);
+    s.threadsafe_running = self;
+    int rc = run_callback(self);
+    s.threadsafe_running = nullptr;
+    PyThread_release_lock(s.threadsafe_gate);
+    return rc;
+}
+
+// cancel() and cancelled() of a call_soon_threadsafe handle that the loop
+// is running in another thread wait until it is done, as 3.14's
+// _ThreadSafeHandle does; from the loop's own thread (the callback
+// cancelling itself) they do not.
+void wait_while_running_elsewhere(PyObject* self) {
+    CoreLoop* loop = reinterpret_cast<CoreLoop*>(handle_data(self)->loop);
+    if (!loop || loop->s.threadsafe_running != self || PyThread_get_thread_ident() == loop->s.thread_id) return;
+    PyThread_type_lock gate = loop->s.threadsafe_gate;
+    Py_BEGIN_ALLOW_THREADS
+    PyThread_acquire_lock(gate, WAIT_LOCK);
+    PyThread_release_lock(gate);
+    Py_END_ALLOW_THREADS
+}
+
+}  // namespace
+
+int handle_run(PyObject* self) {
+    CoreLoop* loop = reinterpret_cast<CoreLoop*>(handle_data(self)->loop);
+    if (Py_TYPE(self) == loop->s.st->threadsafe_handle_type) return run_threadsafe(self, loop->s);
+    return run_callback(self);
+}
+
 void handle_cancel(PyObject* self) {
     HandleData* d = handle_data(self);
     if (d->cancelled) return;
@@ -235,11 +269,13 @@ void handle_cancel(PyObject* self) {
 namespace {
 
 PyObject* Handle_cancel(PyObject* self, PyObject*) {
+    wait_while_running_elsewhere(self);
     handle_cancel(self);
     Py_RETURN_NONE;
 }
 
 PyObject* Handle_cancelled(PyObject* self, PyObject*) {
+    wait_while_running_elsewhere(self);
     return PyBool_FromLong(handle_data(self)->cancelled);
 }
 
@@ -248,15 +284,27 @@ PyObject* Handle_get_context(PyObject* self, PyObject*) {
 }
 
 PyObject* Handle_run(PyObject* self, PyObject*) {
+    HandleData* d = handle_data(self);
+    if (!d->callback) {
+        // Cancelled (or cleared). A call_soon_threadsafe handle then does
+        // nothing, as asyncio's _ThreadSafeHandle; the others do what
+        // asyncio's Handle._run does with no callback, through that very
+        // method, so the error and its report are asyncio's own.
+        ModuleState* st = state_of_type(Py_TYPE(self));
+        if (!st || Py_TYPE(self) == st->threadsafe_handle_type) Py_RETURN_NONE;
+        Ref run = Ref::steal(PyObject_GetAttr(st->HandleBase, st->s_run));
+        return run ? PyObject_CallOneArg(run.get(), self) : nullptr;
+    }
     if (handle_run(self) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 PyObject* TimerHandle_when(PyObject* self, PyObject*) {
-    return PyFloat_FromDouble(handle_data(self)->when);
+    HandleData* d = handle_data(self);
+    return d->when_obj ? Py_NewRef(d->when_obj) : PyFloat_FromDouble(d->when);
 }
 
-// Inlined into Handle_dealloc, which runs once per callback; the tp_clear
+// Inlined into handle_dealloc, which runs once per callback; the tp_clear
 // slot gets its own copy.
 [[gnu::always_inline]] inline int Handle_clear(PyObject* self) {
     HandleData* d = handle_data(self);
@@ -266,10 +314,13 @@ PyObject* TimerHandle_when(PyObject* self, PyObject*) {
     Py_CLEAR(d->loop);
     Py_CLEAR(d->source_traceback);
     Py_CLEAR(d->repr);
+    Py_CLEAR(d->when_obj);
     return 0;
 }
 
-void Handle_dealloc(PyObject* self) {
+}  // namespace
+
+void handle_dealloc(PyObject* self) {
     PyTypeObject* tp = Py_TYPE(self);
     PyObject_GC_UnTrack(self);
     if (tp->tp_weaklistoffset &&
@@ -277,14 +328,16 @@ void Handle_dealloc(PyObject* self) {
         PyObject_ClearWeakRefs(self);
     }
     Handle_clear(self);
-    FreeList* fl = free_list_for(tp);
-    if (fl && fl->count < FreeList::kMax) {
+    HandleFreeList* fl = free_list_for(state_of_type(tp), tp);
+    if (fl && fl->count < HandleFreeList::kMax) {
         fl->items[fl->count++] = self;  // keeps its reference to the type
         return;
     }
     tp->tp_free(self);
     Py_DECREF(tp);
 }
+
+namespace {
 
 // Getters for asyncio's slot names; asyncio's Python methods (__repr__,
 // _repr_info, TimerHandle comparisons) read the handle through these.
@@ -296,27 +349,26 @@ PyObject* get_loop(PyObject* self, void*) { return or_none(handle_data(self)->lo
 PyObject* get_source_traceback(PyObject* self, void*) { return or_none(handle_data(self)->source_traceback); }
 PyObject* get_repr(PyObject* self, void*) { return or_none(handle_data(self)->repr); }
 PyObject* get_cancelled(PyObject* self, void*) { return PyBool_FromLong(handle_data(self)->cancelled); }
-PyObject* get_when(PyObject* self, void*) { return PyFloat_FromDouble(handle_data(self)->when); }
+PyObject* get_when(PyObject* self, void*) { return TimerHandle_when(self, nullptr); }
 PyObject* get_scheduled(PyObject* self, void*) { return PyBool_FromLong(handle_data(self)->scheduled); }
 
 // TimerHandle derives from asyncio.TimerHandle, not from our Handle, so it
 // lists the shared methods again rather than inheriting them.
-#define HANDLE_METHODS                                                                           \
-    {"cancel", Handle_cancel, METH_NOARGS, "Cancel the callback; a no-op once it has run."},     \
-        {"cancelled", Handle_cancelled, METH_NOARGS, "Return True if the handle was cancelled."}, \
-        {"get_context", Handle_get_context, METH_NOARGS,                                         \
-         "Return the contextvars.Context the callback runs in."},                                \
-        {"_run", Handle_run, METH_NOARGS, nullptr}
+#define HANDLE_METHODS                                                                          \
+    method_noargs<Handle_cancel>("cancel", "Cancel the callback; a no-op once it has run."),    \
+        method_noargs<Handle_cancelled>("cancelled", "Return True if the handle was cancelled."), \
+        method_noargs<Handle_get_context>("get_context", "Return the contextvars.Context the callback runs in."), \
+        method_noargs<Handle_run>("_run", nullptr)
 
 PyMethodDef handle_methods[] = {
     HANDLE_METHODS,
-    {nullptr, nullptr, 0, nullptr},
+    kMethodsEnd,
 };
 
 PyMethodDef timer_methods[] = {
     HANDLE_METHODS,
-    {"when", TimerHandle_when, METH_NOARGS, "Return the scheduled time as a loop.time() float."},
-    {nullptr, nullptr, 0, nullptr},
+    method_noargs<TimerHandle_when>("when", "Return the scheduled time, as call_at() was given it."),
+    kMethodsEnd,
 };
 
 #undef HANDLE_METHODS
@@ -347,7 +399,7 @@ PyGetSetDef timer_getsets[] = {
 PyTypeObject* make_type(PyObject* module, const char* name, PyObject* base, PyMethodDef* methods,
                         PyGetSetDef* getsets) {
     PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(Handle_dealloc)},
+        {Py_tp_dealloc, reinterpret_cast<void*>(handle_dealloc)},
         {Py_tp_traverse, reinterpret_cast<void*>(handle_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(Handle_clear)},
         {Py_tp_methods, methods},
@@ -356,7 +408,7 @@ PyTypeObject* make_type(PyObject* module, const char* name, PyObject* base, PyMe
     };
     PyType_Spec spec = {
         name,
-        int(g.handle_data_offset + Py_ssize_t(sizeof(HandleData))),
+        int(layout.handle_data + Py_ssize_t(sizeof(HandleData))),
         0,
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
         slots,
@@ -368,27 +420,31 @@ PyTypeObject* make_type(PyObject* module, const char* name, PyObject* base, PyMe
 
 }  // namespace
 
-int init_handle_types(PyObject* module) {
-    Ref events = Ref::steal(PyImport_ImportModule("asyncio.events"));
-    if (!events) return -1;
-    Ref handle_base = Ref::steal(PyObject_GetAttrString(events.get(), "Handle"));
-    Ref timer_base = Ref::steal(PyObject_GetAttrString(events.get(), "TimerHandle"));
-    if (!handle_base || !timer_base) return -1;
-    // One offset for both types keeps handle_data() branch-free.
-    Py_ssize_t end = std::max(reinterpret_cast<PyTypeObject*>(handle_base.get())->tp_basicsize,
-                              reinterpret_cast<PyTypeObject*>(timer_base.get())->tp_basicsize);
-    constexpr Py_ssize_t align = alignof(HandleData);
-    g.handle_data_offset = (end + align - 1) / align * align;
-
-    g.Handle = make_type(module, "cxxloop._core.Handle", handle_base.get(), handle_methods, handle_getsets);
-    if (!g.Handle) return -1;
-    g.TimerHandle = make_type(module, "cxxloop._core.TimerHandle", timer_base.get(), timer_methods, timer_getsets);
-    if (!g.TimerHandle) return -1;
-    if (PyModule_AddObjectRef(module, "Handle", reinterpret_cast<PyObject*>(g.Handle)) < 0 ||
-        PyModule_AddObjectRef(module, "TimerHandle", reinterpret_cast<PyObject*>(g.TimerHandle)) < 0) {
-        return -1;
+int init_handle_types(PyObject* module, ModuleState* st) {
+    struct {
+        PyTypeObject** out;
+        const char* qualified_name;
+        PyObject* base;
+        PyMethodDef* methods;
+        PyGetSetDef* getsets;
+    } const types[] = {
+        {&st->handle_type, "cxxloop._core.Handle", st->HandleBase, handle_methods, handle_getsets},
+        {&st->timer_handle_type, "cxxloop._core.TimerHandle", st->TimerHandleBase, timer_methods, timer_getsets},
+    };
+    for (const auto& t : types) {
+        if (!(*t.out = make_type(module, t.qualified_name, t.base, t.methods, t.getsets))) return -1;
+        if (PyModule_AddType(module, *t.out) < 0) return -1;
     }
-    return 0;
+    // Named as asyncio names its class (repr() shows the name): 3.14's
+    // _ThreadSafeHandle, and Handle before it.
+    Ref base_name = Ref::steal(PyObject_GetAttrString(st->ThreadSafeHandleBase, "__name__"));
+    const char* name = base_name ? PyUnicode_AsUTF8(base_name.get()) : nullptr;
+    if (!name) return -1;
+    std::string qualified = std::string("cxxloop._core.") + name;  // the type copies it
+    st->threadsafe_handle_type = make_type(module, qualified.c_str(), st->ThreadSafeHandleBase, handle_methods,
+                                           handle_getsets);
+    if (!st->threadsafe_handle_type) return -1;
+    return PyModule_AddObjectRef(module, "ThreadSafeHandle", reinterpret_cast<PyObject*>(st->threadsafe_handle_type));
 }
 
 }  // namespace cxxloop::py

@@ -7,7 +7,8 @@
 // asyncio's slots (_callback, _args, _when, ...) shadow the unused base slots.
 #pragma once
 
-#include "globals.hpp"
+#include "layout.hpp"
+#include "module_state.hpp"
 
 namespace cxxloop::py {
 
@@ -20,6 +21,7 @@ struct HandleData {
     PyObject* loop;              // the CoreLoop that scheduled it
     PyObject* source_traceback;  // debug mode only
     PyObject* repr;              // frozen repr of a cancelled handle, debug only
+    PyObject* when_obj;          // TimerHandle only: call_at's deadline as given, if not a float
     double when;                 // TimerHandle only
     bool cancelled;
     bool scheduled;              // TimerHandle only: still in the loop's heap
@@ -27,17 +29,18 @@ struct HandleData {
 };
 
 inline HandleData* handle_data(PyObject* h) noexcept {
-    return reinterpret_cast<HandleData*>(reinterpret_cast<char*>(h) + g.handle_data_offset);
+    return reinterpret_cast<HandleData*>(reinterpret_cast<char*>(h) + layout.handle_data);
 }
 
-// True for Handle and TimerHandle: the only handles the loop queues are
-// the ones handle_new() made, of exactly these types.
-inline bool is_handle(PyObject* op) noexcept {
-    PyTypeObject* tp = Py_TYPE(op);
-    return tp == g.Handle || tp == g.TimerHandle;
-}
+// The deallocator of the three handle types (Handle, TimerHandle,
+// ThreadSafeHandle), which tells them apart from any other object.
+void handle_dealloc(PyObject* self);
 
-// Creates a Handle or, for type g.TimerHandle, a TimerHandle (the caller sets
+// True for the handles handle_new() makes: the loop's ready queue holds
+// these and transports.
+inline bool is_handle(PyObject* op) noexcept { return Py_TYPE(op)->tp_dealloc == handle_dealloc; }
+
+// Creates a Handle or, for type st->timer_handle_type, a TimerHandle (the caller sets
 // `when` and schedules it).
 // `context` may be null: the current context is copied, as asyncio does.
 // Returns a new reference, or null with an exception set.
@@ -56,8 +59,10 @@ PyObject* handle_new(PyTypeObject* type, CoreLoop* loop, PyObject* callback, PyO
 // through an abandoned loop is still found. Whatever in an entry someone
 // else holds goes back to the GC when the entry leaves the queue
 // (release_ready) and before every full collection (ready_gc.cpp).
-PyObject* soon_handle_new(CoreLoop* loop, PyObject* callback, PyObject* const* args, Py_ssize_t nargs,
-                          PyObject* context);
+// `type` is the module's Handle type, or its ThreadSafeHandle type for
+// call_soon_threadsafe.
+PyObject* soon_handle_new(CoreLoop* loop, PyTypeObject* type, PyObject* callback, PyObject* const* args,
+                          Py_ssize_t nargs, PyObject* context);
 
 // Gives the callback soon_handle_new took out of the GC back to it: if
 // `always` (its handle is going back to the GC), else only if anyone
@@ -99,6 +104,6 @@ int handle_run(PyObject* h);
 void handle_cancel(PyObject* h);
 
 // Creates both types. Returns -1 with an exception set.
-int init_handle_types(PyObject* module);
+int init_handle_types(PyObject* module, ModuleState* st);
 
 }  // namespace cxxloop::py

@@ -20,7 +20,7 @@
 #include "../core/ring.hpp"
 #include "../core/timer_heap.hpp"
 #include "../core/wakeup.hpp"
-#include "globals.hpp"
+#include "module_state.hpp"
 
 namespace cxxloop::py {
 
@@ -38,13 +38,29 @@ constexpr uint64_t kWakeupToken = ~uint64_t(0);
 struct FdWatch {
     PyObject* reader = nullptr;
     PyObject* writer = nullptr;
-    PyObject* transport = nullptr;  // a StreamTransport
+    // What add_reader/add_writer was given for the fd (an int or a file
+    // object), while either watch is set: remove_reader finds the watch by
+    // it once its fileno() no longer answers, as a selector does.
+    PyObject* fileobj = nullptr;
+    PyObject* transport = nullptr;  // a Transport
 };
 
 // recv() size of stream transports, asyncio's max_size.
 constexpr size_t kReadBufferSize = 256 * 1024;
 
 struct LoopState {
+    LoopState() = default;
+    LoopState(const LoopState&) = delete;
+    LoopState& operator=(const LoopState&) = delete;
+    ~LoopState() {
+        if (threadsafe_gate) PyThread_free_lock(threadsafe_gate);
+    }
+
+    // The state of the module that made the loop's type, and a reference
+    // to that module, kept until dealloc so the state outlives everything
+    // that reaches it through the loop (handles, transports).
+    ModuleState* st = nullptr;
+    PyObject* module = nullptr;
     Ring<PyObject*> ready;           // Handles, owned
     TimerHeap<PyObject*> timers;     // TimerHandles, owned
     std::unique_ptr<Poller> poller;  // null once closed
@@ -54,7 +70,16 @@ struct LoopState {
     PyObject* task_factory = nullptr;
     PyObject* current_handle = nullptr;  // debug mode only, as in asyncio
     PyObject* old_agen_hooks = nullptr;  // saved by run_forever
+    // The call_soon_threadsafe handle running now (borrowed), and the gate
+    // it runs holding (handle.cpp: run_threadsafe).
+    PyObject* threadsafe_running = nullptr;
+    PyThread_type_lock threadsafe_gate = nullptr;
     double slow_callback_duration = 0.1;
+    // A program replaced loop.time (an instance attribute, as
+    // mock.patch.object(loop, "time") sets one, or a class's own time):
+    // the loop then asks it for the time, as asyncio's run loop does.
+    bool time_set_on_instance = false;
+    bool time_replaced = false;
     unsigned long thread_id = 0;         // of the running thread
     size_t timer_cancelled_count = 0;    // cancelled timers still in the heap
     pid_t pid = 0;                       // process that created the loop
@@ -72,6 +97,11 @@ struct CoreLoop {
 // The loop's kReadBufferSize scratch buffer that transports read into,
 // made on first use; null with MemoryError.
 char* read_buffer(CoreLoop* self);
+// loop.time() as the loop reads it (loop_schedule.cpp): the monotonic
+// clock, unless time_replaced; -1.0 with an exception set.
+double loop_now(CoreLoop* self);
+// Recomputes time_replaced (the class's time may have been patched).
+void note_time_replaced(CoreLoop* self);
 // Raises RuntimeError('Event loop is closed') and returns -1 if it is.
 int check_closed(CoreLoop* self);
 // Appends a Handle (new reference taken) to the ready queue.
@@ -83,33 +113,47 @@ void clear_queues(CoreLoop* self);
 inline bool inherited_across_fork(const CoreLoop* self) { return self->s.pid != getpid(); }
 // Raises RuntimeError and returns -1 if it is.
 int check_not_inherited(CoreLoop* self);
-// The FdWatch of fd, growing the table as needed; null with MemoryError.
+// The FdWatch of fd, growing the table as needed, for an fd that is open;
+// null with OSError (EBADF) or MemoryError.
 FdWatch* fd_watch(CoreLoop* self, int fd);
 // Watches fd, level-triggered, for `which` (kReadable or kWritable) with a
-// Handle calling callback(*args), replacing and cancelling the previous
-// watch; raises asyncio's RuntimeError if a transport owns fd. The caller
-// has checked that the loop is open and not inherited across fork().
-// Returns a new reference to the Handle.
-PyObject* watch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* callback, PyObject* const* args,
-                   Py_ssize_t nargs);
+// Handle calling callback(*args) in `context` (null or None: a copy of the
+// current one), replacing and cancelling the previous watch; raises
+// asyncio's RuntimeError if a transport owns fd. `fileobj` is what the
+// caller was given for fd. The caller has checked that the loop is open and
+// not inherited across fork(). Returns a new reference to the Handle.
+PyObject* watch_fd(CoreLoop* self, int fd, PyObject* fileobj, uint32_t which, PyObject* callback, PyObject* const* args,
+                   Py_ssize_t nargs, PyObject* context);
 // Stops watching fd for `which` if `handle` (borrowed) is still the watch,
 // not one that replaced it since; the handle is cancelled.
 void unwatch_fd(CoreLoop* self, int fd, uint32_t which, PyObject* handle);
+// A transport takes fd over: its watches are cancelled and its level-
+// triggered registration dropped. The caller has made the FdWatch.
+void drop_fd_watches(CoreLoop* self, int fd);
 
 // Method tables, one per file, joined by the type in loop_type.cpp.
-extern PyMethodDef loop_run_methods[];
-extern PyMethodDef loop_schedule_methods[];
-extern PyMethodDef loop_fd_methods[];
-extern PyMethodDef loop_stream_methods[];
-extern PyMethodDef loop_sock_methods[];
+extern const PyMethodDef loop_run_methods[];
+extern const PyMethodDef loop_schedule_methods[];
+extern const PyMethodDef loop_fd_methods[];
+extern const PyMethodDef loop_sock_methods[];
+extern const PyMethodDef loop_stream_methods[];    // stream_transport.cpp
+extern const PyMethodDef loop_accept_methods[];    // server_acceptor.cpp
+extern const PyMethodDef loop_pipe_methods[];      // pipe_transport.cpp
+extern const PyMethodDef loop_datagram_methods[];  // datagram_transport.cpp
+
+// The types of the other files, made at import (module.cpp).
+int init_stream_transport_type(PyObject* module, ModuleState* st);
+int init_acceptor_type(PyObject* module, ModuleState* st);
+int init_pipe_transport_types(PyObject* module, ModuleState* st);
+int init_datagram_transport_type(PyObject* module, ModuleState* st);
 
 // ready_gc.cpp: the loops a full collection checks for shared untracked
 // handles, and the gc.callbacks hook that does it.
 int register_live_loop(CoreLoop* loop);  // -1 with MemoryError
 void unregister_live_loop(CoreLoop* loop);
-int init_ready_gc();
+int init_ready_gc(PyObject* module);
 
-int init_run_until_complete_cb();
-int init_loop_type(PyObject* module);
+int init_run_until_complete_cb(PyObject* module, ModuleState* st);
+int init_loop_type(PyObject* module, ModuleState* st);
 
 }  // namespace cxxloop::py

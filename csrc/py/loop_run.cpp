@@ -8,7 +8,8 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
-#include "stream_transport.hpp"
+#include "methods.hpp"
+#include "transport.hpp"
 
 namespace cxxloop::py {
 
@@ -20,14 +21,12 @@ constexpr size_t kMinTimersToCompact = 100;
 
 void drop_cancelled_timers(LoopState& s) {
     if (s.timers.size() > kMinTimersToCompact && s.timer_cancelled_count * 2 > s.timers.size()) {
-        s.timers.remove_if([](PyObject* h) {
-            HandleData* d = handle_data(h);
-            if (!d->cancelled) return false;
-            d->scheduled = false;
-            Py_DECREF(h);
-            return true;
-        });
+        auto dropped = s.timers.extract_if([](PyObject* h) { return handle_data(h)->cancelled; });
         s.timer_cancelled_count = 0;
+        // Released only now that the heap is whole again: a release can
+        // run a __del__ that schedules a timer.
+        for (auto& e : dropped) handle_data(e.item)->scheduled = false;
+        for (auto& e : dropped) Py_DECREF(e.item);
         return;
     }
     while (!s.timers.empty() && handle_data(s.timers.top().item)->cancelled) {
@@ -46,7 +45,7 @@ int queue_io(CoreLoop* self, const PollEvent& ev) {
     }
     if (ev.token >= s.fds.size()) return 0;
     FdWatch& w = s.fds[ev.token];
-    if (w.transport) return stream_schedule(w.transport, ev.ready);
+    if (w.transport) return transport_of(w.transport)->schedule(ev.ready);
     if ((ev.ready & kReadable) && w.reader && !handle_data(w.reader)->cancelled &&
         push_ready(self, w.reader) < 0) {
         return -1;
@@ -58,13 +57,17 @@ int queue_io(CoreLoop* self, const PollEvent& ev) {
     return 0;
 }
 
-int poll(CoreLoop* self) {
+// Waits for I/O until the first timer is due (not at all if callbacks are
+// ready), and queues what the poller reports.
+int wait_for_events(CoreLoop* self) {
     LoopState& s = self->s;
     int64_t timeout_ns = -1;
     if (!s.ready.empty() || s.stopping) {
         timeout_ns = 0;
     } else if (!s.timers.empty()) {
-        timeout_ns = ns_until(s.timers.top().when, monotonic_seconds());
+        double now = loop_now(self);
+        if (now < 0) return -1;
+        timeout_ns = ns_until(s.timers.top().when, now);
     }
     constexpr size_t kMaxEvents = 256;
     PollEvent events[kMaxEvents];
@@ -97,9 +100,7 @@ int poll(CoreLoop* self) {
     return 0;
 }
 
-void queue_due_timers(LoopState& s) {
-    if (s.timers.empty()) return;
-    double now = monotonic_seconds();
+void queue_due_timers(LoopState& s, double now) {
     while (!s.timers.empty() && s.timers.top().when <= now) {
         PyObject* h = s.timers.pop();  // the heap's reference moves to ready
         HandleData* d = handle_data(h);
@@ -120,9 +121,9 @@ void queue_due_timers(LoopState& s) {
 
 int warn_if_slow(CoreLoop* self, PyObject* h, double elapsed) {
     if (elapsed < self->s.slow_callback_duration) return 0;
-    Ref what = Ref::steal(PyObject_CallOneArg(g.format_handle, h));
+    Ref what = Ref::steal(PyObject_CallOneArg(self->s.st->format_handle, h));
     if (!what) return -1;
-    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "warning", "sOd", "Executing %s took %.3f seconds",
+    Ref r = Ref::steal(PyObject_CallMethod(self->s.st->logger, "warning", "sOd", "Executing %s took %.3f seconds",
                                            what.get(), elapsed));
     return r ? 0 : -1;
 }
@@ -139,13 +140,19 @@ int run_handle_debug(CoreLoop* self, PyObject* h) {
 
 int run_once(CoreLoop* self) {
     LoopState& s = self->s;
+    note_time_replaced(self);
     drop_cancelled_timers(s);
-    if (poll(self) < 0) return -1;
-    try {
-        queue_due_timers(s);
-    } catch (const std::bad_alloc&) {
-        PyErr_NoMemory();
-        return -1;
+    if (wait_for_events(self) < 0) return -1;
+    if (!s.timers.empty()) {
+        // loop.time() after the poll, as asyncio's _run_once asks it.
+        double now = loop_now(self);
+        if (now < 0) return -1;
+        try {
+            queue_due_timers(s, now);
+        } catch (const std::bad_alloc&) {
+            PyErr_NoMemory();
+            return -1;
+        }
     }
     // Callbacks scheduled by these callbacks wait for the next iteration.
     // The ring holds handles and, queued by their fd events, transports:
@@ -154,7 +161,7 @@ int run_once(CoreLoop* self) {
         PyObject* h = s.ready.pop_front();
         int rc = 0;
         if (!is_handle(h)) {
-            rc = stream_run_io(h);
+            rc = transport_of(h)->dispatch();
         } else if (!handle_data(h)->cancelled) {
             rc = s.debug ? run_handle_debug(self, h) : handle_run(h);
         }
@@ -164,8 +171,9 @@ int run_once(CoreLoop* self) {
     return 0;
 }
 
-int set_origin_tracking(PyObject* self, PyObject* enabled) {
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(self, g.s_set_coroutine_origin_tracking, enabled));
+int set_origin_tracking(CoreLoop* self, PyObject* enabled) {
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(reinterpret_cast<PyObject*>(self),
+                                                 self->s.st->s_set_coroutine_origin_tracking, enabled));
     return r ? 0 : -1;
 }
 
@@ -175,7 +183,7 @@ int check_can_run(CoreLoop* self) {
         PyErr_SetString(PyExc_RuntimeError, "This event loop is already running");
         return -1;
     }
-    Ref running = Ref::steal(PyObject_CallNoArgs(g.get_running_loop));
+    Ref running = Ref::steal(PyObject_CallNoArgs(self->s.st->get_running_loop));
     if (!running) return -1;
     if (running.get() != Py_None) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot run the event loop while another loop is running");
@@ -194,21 +202,20 @@ int check_can_run(CoreLoop* self) {
 // loop for get_running_loop(), coroutine origin tracking in debug mode.
 int setup_run(CoreLoop* self) {
     PyObject* op = reinterpret_cast<PyObject*>(self);
-    if (set_origin_tracking(op, self->s.debug ? Py_True : Py_False) < 0) return -1;
-    Ref old_hooks = Ref::steal(PyObject_CallNoArgs(g.get_asyncgen_hooks));
+    ModuleState* st = self->s.st;
+    if (set_origin_tracking(self, self->s.debug ? Py_True : Py_False) < 0) return -1;
+    Ref old_hooks = Ref::steal(PyObject_CallNoArgs(st->get_asyncgen_hooks));
     if (!old_hooks) return -1;
-    Ref firstiter = Ref::steal(PyObject_GetAttr(op, g.s_asyncgen_firstiter_hook));
-    Ref finalizer = Ref::steal(PyObject_GetAttr(op, g.s_asyncgen_finalizer_hook));
+    Ref firstiter = Ref::steal(PyObject_GetAttr(op, st->s_asyncgen_firstiter_hook));
+    Ref finalizer = Ref::steal(PyObject_GetAttr(op, st->s_asyncgen_finalizer_hook));
     if (!firstiter || !finalizer) return -1;
-    Ref kwnames = Ref::steal(PyTuple_Pack(2, g.s_firstiter, g.s_finalizer));
-    if (!kwnames) return -1;
     PyObject* hook_args[] = {firstiter.get(), finalizer.get()};
-    Ref r = Ref::steal(PyObject_Vectorcall(g.set_asyncgen_hooks, hook_args, 0, kwnames.get()));
+    Ref r = Ref::steal(PyObject_Vectorcall(st->set_asyncgen_hooks, hook_args, 0, st->kw_asyncgen_hooks));
     if (!r) return -1;
     Py_XSETREF(self->s.old_agen_hooks, old_hooks.release());
     self->s.thread_id = PyThread_get_thread_ident();
     self->s.running = true;
-    r = Ref::steal(PyObject_CallOneArg(g.set_running_loop, op));
+    r = Ref::steal(PyObject_CallOneArg(st->set_running_loop, op));
     return r ? 0 : -1;
 }
 
@@ -222,11 +229,11 @@ int cleanup_run(CoreLoop* self) {
     self->s.running = false;
     self->s.thread_id = 0;
     int rc = 0;
-    Ref r = Ref::steal(PyObject_CallOneArg(g.set_running_loop, Py_None));
-    if (!r || set_origin_tracking(op, Py_False) < 0) rc = -1;
+    Ref r = Ref::steal(PyObject_CallOneArg(self->s.st->set_running_loop, Py_None));
+    if (!r || set_origin_tracking(self, Py_False) < 0) rc = -1;
     if (rc == 0 && self->s.old_agen_hooks) {
         Ref hooks = Ref::steal(std::exchange(self->s.old_agen_hooks, nullptr));
-        r = Ref::steal(PyObject_Call(g.set_asyncgen_hooks, hooks.get(), nullptr));
+        r = Ref::steal(PyObject_Call(self->s.st->set_asyncgen_hooks, hooks.get(), nullptr));
         if (!r) rc = -1;
     }
     if (pending) {
@@ -257,7 +264,13 @@ int run_forever_impl(CoreLoop* self) {
 // BaseEventLoop._run_once, for code that drives the loop one step at a time
 // (asyncio's own tests do). run_forever does not call through it.
 PyObject* run_once_method(PyObject* op, PyObject*) {
-    if (run_once(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (!self->s.poller) {
+        // Closed: asyncio's _run_once fails on its selector, gone by then.
+        PyErr_SetString(PyExc_AttributeError, "'NoneType' object has no attribute 'select'");
+        return nullptr;
+    }
+    if (run_once(self) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
@@ -269,24 +282,25 @@ PyObject* run_forever(PyObject* op, PyObject*) {
 // Done callback of run_until_complete's future: stop the future's loop,
 // except when it failed with SystemExit/KeyboardInterrupt, which already
 // unwinds run_forever.
-PyObject* run_until_complete_cb(PyObject*, PyObject* fut) {
-    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(fut, g.s_cancelled));
+// The function's self is the module.
+PyObject* run_until_complete_cb(PyObject* module, PyObject* fut) {
+    ModuleState* st = module_state(module);
+    Ref cancelled = Ref::steal(PyObject_CallMethodNoArgs(fut, st->s_cancelled));
     if (!cancelled) return nullptr;
     if (cancelled.get() == Py_False) {
-        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(fut, g.s_exception));
+        Ref exc = Ref::steal(PyObject_CallMethodNoArgs(fut, st->s_exception));
         if (!exc) return nullptr;
         if (PyErr_GivenExceptionMatches(exc.get(), PyExc_SystemExit) ||
             PyErr_GivenExceptionMatches(exc.get(), PyExc_KeyboardInterrupt)) {
             Py_RETURN_NONE;
         }
     }
-    Ref loop = Ref::steal(PyObject_CallMethod(fut, "get_loop", nullptr));
+    Ref loop = Ref::steal(PyObject_CallMethodNoArgs(fut, st->s_get_loop));
     if (!loop) return nullptr;
-    return PyObject_CallMethodNoArgs(loop.get(), g.s_stop);
+    return PyObject_CallMethodNoArgs(loop.get(), st->s_stop);
 }
 
-PyMethodDef run_until_complete_cb_def = {"_run_until_complete_cb", run_until_complete_cb, METH_O, nullptr};
-PyObject* run_until_complete_cb_obj;  // created once, in init below
+PyMethodDef run_until_complete_cb_def = method_o<run_until_complete_cb>("_run_until_complete_cb", nullptr);
 
 // obj.method() is True; an error counts as False and is left set.
 bool call_true(PyObject* obj, PyObject* method) {
@@ -296,42 +310,43 @@ bool call_true(PyObject* obj, PyObject* method) {
 
 PyObject* run_until_complete(PyObject* op, PyObject* future) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    ModuleState* st = self->s.st;
     if (check_can_run(self) < 0) return nullptr;
-    Ref is_future = Ref::steal(PyObject_CallOneArg(g.isfuture, future));
+    Ref is_future = Ref::steal(PyObject_CallOneArg(st->isfuture, future));
     if (!is_future) return nullptr;
     bool new_task = is_future.get() != Py_True;
     PyObject* ensure_args[] = {future, op};
-    Ref fut = Ref::steal(PyObject_Vectorcall(g.ensure_future, ensure_args, 1, g.kw_loop));
+    Ref fut = Ref::steal(PyObject_Vectorcall(st->ensure_future, ensure_args, 1, st->kw_loop));
     if (!fut) return nullptr;
-    if (new_task && PyObject_SetAttr(fut.get(), g.s_log_destroy_pending, Py_False) < 0) return nullptr;
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_add_done_callback, run_until_complete_cb_obj));
+    if (new_task && PyObject_SetAttr(fut.get(), st->s_log_destroy_pending, Py_False) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), st->s_add_done_callback, st->run_until_complete_cb));
     if (!r) return nullptr;
 
     run_forever_impl(self);
     Ref pending = Ref::steal(PyErr_GetRaisedException());
-    if (pending && new_task && call_true(fut.get(), g.s_done) && !call_true(fut.get(), g.s_cancelled)) {
+    if (pending && new_task && call_true(fut.get(), st->s_done) && !call_true(fut.get(), st->s_cancelled)) {
         // The loop was interrupted (^C) after the task failed: mark the
         // task's exception as retrieved so it is not logged as never retrieved.
-        Ref ignored = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_exception));
+        Ref ignored = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), st->s_exception));
     }
     PyErr_Clear();
-    r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), g.s_remove_done_callback, run_until_complete_cb_obj));
+    r = Ref::steal(PyObject_CallMethodOneArg(fut.get(), st->s_remove_done_callback, st->run_until_complete_cb));
     if (pending) {
         if (!r) PyErr_WriteUnraisable(op);
         PyErr_SetRaisedException(pending.release());
         return nullptr;
     }
     if (!r) return nullptr;
-    Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), g.s_done));
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(fut.get(), st->s_done));
     if (!done) return nullptr;
     if (done.get() != Py_True) {
         PyErr_SetString(PyExc_RuntimeError, "Event loop stopped before Future completed.");
         return nullptr;
     }
-    return PyObject_CallMethodNoArgs(fut.get(), g.s_result);
+    return PyObject_CallMethodNoArgs(fut.get(), st->s_result);
 }
 
-PyObject* stop(PyObject* op, PyObject*) {
+PyObject* stop_method(PyObject* op, PyObject*) {
     reinterpret_cast<CoreLoop*>(op)->s.stopping = true;
     Py_RETURN_NONE;
 }
@@ -347,29 +362,30 @@ PyObject* set_debug(PyObject* op, PyObject* enabled) {
     self->s.debug = on;
     if (self->s.running) {
         // Origin tracking is per thread; switch it in the loop's thread.
-        Ref track = Ref::steal(PyObject_GetAttr(op, g.s_set_coroutine_origin_tracking));
+        Ref track = Ref::steal(PyObject_GetAttr(op, self->s.st->s_set_coroutine_origin_tracking));
         if (!track) return nullptr;
-        return PyObject_CallMethod(op, "call_soon_threadsafe", "OO", track.get(), on ? Py_True : Py_False);
+        PyObject* args[] = {op, track.get(), on ? Py_True : Py_False};
+        return PyObject_VectorcallMethod(self->s.st->s_call_soon_threadsafe, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET,
+                                         nullptr);
     }
     Py_RETURN_NONE;
 }
 
 // Shuts the default executor down without waiting, as asyncio's close().
-int close_executor(PyObject* op) {
-    if (PyObject_SetAttrString(op, "_executor_shutdown_called", Py_True) < 0) return -1;
-    Ref executor = Ref::steal(PyObject_GetAttrString(op, "_default_executor"));
+int close_executor(CoreLoop* self) {
+    PyObject* op = reinterpret_cast<PyObject*>(self);
+    ModuleState* st = self->s.st;
+    if (PyObject_SetAttr(op, st->s_executor_shutdown_called, Py_True) < 0) return -1;
+    Ref executor = Ref::steal(PyObject_GetAttr(op, st->s_default_executor));
     if (!executor) return -1;
     if (executor.get() == Py_None) return 0;
-    if (PyObject_SetAttrString(op, "_default_executor", Py_None) < 0) return -1;
-    Ref shutdown = Ref::steal(PyObject_GetAttrString(executor.get(), "shutdown"));
-    Ref kwnames = Ref::steal(Py_BuildValue("(s)", "wait"));
-    if (!shutdown || !kwnames) return -1;
-    PyObject* args[] = {Py_False};
-    Ref r = Ref::steal(PyObject_Vectorcall(shutdown.get(), args, 0, kwnames.get()));
+    if (PyObject_SetAttr(op, st->s_default_executor, Py_None) < 0) return -1;
+    PyObject* args[] = {executor.get(), Py_False};
+    Ref r = Ref::steal(PyObject_VectorcallMethod(st->s_shutdown, args, 1 | PY_VECTORCALL_ARGUMENTS_OFFSET, st->kw_wait));
     return r ? 0 : -1;
 }
 
-PyObject* close(PyObject* op, PyObject*) {
+PyObject* close_method(PyObject* op, PyObject*) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
     if (self->s.running) {
         PyErr_SetString(PyExc_RuntimeError, "Cannot close a running event loop");
@@ -377,35 +393,35 @@ PyObject* close(PyObject* op, PyObject*) {
     }
     if (self->s.closed) Py_RETURN_NONE;
     if (self->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(g.logger, "debug", "sO", "Close %r", op));
+        Ref r = Ref::steal(PyObject_CallMethod(self->s.st->logger, "debug", "sO", "Close %r", op));
         if (!r) return nullptr;
     }
     self->s.closed = true;
     clear_queues(self);
     self->s.poller.reset();
     self->s.wakeup.close();
-    if (close_executor(op) < 0) return nullptr;
+    if (close_executor(self) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 }  // namespace
 
-int init_run_until_complete_cb() {
-    run_until_complete_cb_obj = PyCFunction_New(&run_until_complete_cb_def, nullptr);
-    return run_until_complete_cb_obj ? 0 : -1;
+int init_run_until_complete_cb(PyObject* module, ModuleState* st) {
+    st->run_until_complete_cb = PyCFunction_NewEx(&run_until_complete_cb_def, module, nullptr);
+    return st->run_until_complete_cb ? 0 : -1;
 }
 
-PyMethodDef loop_run_methods[] = {
-    {"run_forever", run_forever, METH_NOARGS, "Run the loop until stop() is called."},
-    {"run_until_complete", run_until_complete, METH_O, "Run until the future (or coroutine) is done."},
-    {"_run_once", run_once_method, METH_NOARGS, nullptr},
-    {"stop", stop, METH_NOARGS, "Stop after the callbacks of the current iteration have run."},
-    {"close", close, METH_NOARGS, "Close the loop; pending callbacks are discarded."},
-    {"is_running", is_running, METH_NOARGS, "Return True if the loop is running."},
-    {"is_closed", is_closed, METH_NOARGS, "Return True if the loop was closed."},
-    {"get_debug", get_debug, METH_NOARGS, "Return the debug-mode flag."},
-    {"set_debug", set_debug, METH_O, "Set the debug-mode flag."},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_run_methods[] = {
+    method_noargs<run_forever>("run_forever", "Run the loop until stop() is called."),
+    method_o<run_until_complete>("run_until_complete", "Run until the future (or coroutine) is done."),
+    method_noargs<run_once_method>("_run_once", nullptr),
+    method_noargs<stop_method>("stop", "Stop after the callbacks of the current iteration have run."),
+    method_noargs<close_method>("close", "Close the loop; pending callbacks are discarded."),
+    method_noargs<is_running>("is_running", "Return True if the loop is running."),
+    method_noargs<is_closed>("is_closed", "Return True if the loop was closed."),
+    method_noargs<get_debug>("get_debug", "Return the debug-mode flag."),
+    method_o<set_debug>("set_debug", "Set the debug-mode flag."),
+    kMethodsEnd,
 };
 
 }  // namespace cxxloop::py

@@ -2,6 +2,8 @@
 // create_future, create_task. These run per callback, so each parses its
 // vectorcall arguments directly and allocates nothing it does not return.
 
+#include <sched.h>
+
 #include <cmath>
 #include <new>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
 
@@ -49,11 +52,12 @@ int check_thread(CoreLoop* self) {
 // check costs one type-slot test; the costlier coroutine-function test stays
 // debug-only, as in asyncio. Messages are asyncio's.
 int check_callback_slow(CoreLoop* self, PyObject* callback, const char* method) {
-    Ref is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutine, callback));
+    ModuleState* st = self->s.st;
+    Ref is_coro = Ref::steal(PyObject_CallOneArg(st->iscoroutine, callback));
     if (!is_coro) return -1;
     int coro = PyObject_IsTrue(is_coro.get());
     if (coro == 0 && self->s.debug) {
-        is_coro = Ref::steal(PyObject_CallOneArg(g.iscoroutinefunction, callback));
+        is_coro = Ref::steal(PyObject_CallOneArg(st->iscoroutinefunction, callback));
         if (!is_coro) return -1;
         coro = PyObject_IsTrue(is_coro.get());
     }
@@ -97,7 +101,7 @@ int check_context(PyObject* context) {
                      nargs + 1 < required ? first : "callback");
         return -1;
     }
-    if (!parse_kwonly(method, args, nargs, kwnames, {g.s_context}, {context})) return -1;
+    if (!parse_kwonly(self->s.st, method, args, nargs, kwnames, {self->s.st->s_context}, {context})) return -1;
     if (check_context(*context) < 0 || check_closed(self) < 0) return -1;
     if (check_owner && self->s.debug && check_thread(self) < 0) return -1;
     return 0;
@@ -111,9 +115,27 @@ PyObject* call_soon(PyObject* op, PyObject* const* args, size_t nargsf, PyObject
         check_callback(self, args[0], "call_soon") < 0) {
         return nullptr;
     }
-    Ref h = Ref::steal(soon_handle_new(self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(soon_handle_new(self, self->s.st->handle_type, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     return h.release();
+}
+
+// Threads that call call_soon_threadsafe flat out would otherwise keep the
+// GIL from the loop's thread: the call never blocks, and the loop, waiting
+// its turn for the GIL, falls ever further behind, so a due timer waits for
+// seconds. asyncio's own call_soon_threadsafe writes to its self-pipe every
+// time, and that system call lets the loop's thread in. Here a call from
+// another thread lets go of the GIL for a moment once the loop is behind
+// (more than kBusyBacklog callbacks ready), which paces the producers to
+// the loop as that system call does.
+constexpr size_t kBusyBacklog = 1024;
+
+void yield_to_a_busy_loop(CoreLoop* self) {
+    const LoopState& s = self->s;
+    if (s.ready.size() <= kBusyBacklog || !s.running || PyThread_get_thread_ident() == s.thread_id) return;
+    Py_BEGIN_ALLOW_THREADS
+    sched_yield();
+    Py_END_ALLOW_THREADS
 }
 
 PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
@@ -124,9 +146,11 @@ PyObject* call_soon_threadsafe(PyObject* op, PyObject* const* args, size_t nargs
         check_callback(self, args[0], "call_soon_threadsafe") < 0) {
         return nullptr;
     }
-    Ref h = Ref::steal(soon_handle_new(self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(
+        soon_handle_new(self, self->s.st->threadsafe_handle_type, args[0], args + 1, nargs - 1, context));
     if (!h || push_ready(self, h.get()) < 0) return nullptr;
     self->s.wakeup.signal();
+    yield_to_a_busy_loop(self);
     return h.release();
 }
 
@@ -147,13 +171,16 @@ bool to_seconds(PyObject* value, const char* none_message, double* out) {
     return true;
 }
 
-PyObject* schedule_timer(CoreLoop* self, double when, PyObject* const* args, Py_ssize_t nargs,
+// `when_obj`: the deadline as call_at was given it, which when() returns
+// (asyncio keeps an int an int); null for a float.
+PyObject* schedule_timer(CoreLoop* self, double when, PyObject* when_obj, PyObject* const* args, Py_ssize_t nargs,
                          PyObject* context) {
     if (check_callback(self, args[0], "call_at") < 0) return nullptr;
-    Ref h = Ref::steal(handle_new(g.TimerHandle, self, args[0], args + 1, nargs - 1, context));
+    Ref h = Ref::steal(handle_new(self->s.st->timer_handle_type, self, args[0], args + 1, nargs - 1, context));
     if (!h) return nullptr;
     HandleData* d = handle_data(h.get());
     d->when = when;
+    d->when_obj = Py_XNewRef(when_obj);
     try {
         self->s.timers.push(when, Py_NewRef(h.get()));
     } catch (const std::bad_alloc&) {
@@ -173,7 +200,7 @@ PyObject* call_at(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* 
         !to_seconds(args[0], "when cannot be None", &when)) {
         return nullptr;
     }
-    return schedule_timer(self, when, args + 1, nargs - 1, context);
+    return schedule_timer(self, when, PyFloat_CheckExact(args[0]) ? nullptr : args[0], args + 1, nargs - 1, context);
 }
 
 PyObject* call_later(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
@@ -185,34 +212,73 @@ PyObject* call_later(PyObject* op, PyObject* const* args, size_t nargsf, PyObjec
         !to_seconds(args[0], "delay must not be None", &delay)) {
         return nullptr;
     }
-    return schedule_timer(self, monotonic_seconds() + delay, args + 1, nargs - 1, context);
+    double now = loop_now(self);
+    if (now < 0) return nullptr;
+    return schedule_timer(self, now + delay, nullptr, args + 1, nargs - 1, context);
 }
 
 PyObject* loop_time(PyObject*, PyObject*) { return PyFloat_FromDouble(monotonic_seconds()); }
 
+}  // namespace
+
+double loop_now(CoreLoop* self) {
+    if (!self->s.time_replaced) return monotonic_seconds();
+    ModuleState* st = self->s.st;
+    Ref t = Ref::steal(PyObject_CallMethodNoArgs(reinterpret_cast<PyObject*>(self), st->s_time));
+    double now = t ? PyFloat_AsDouble(t.get()) : -1.0;
+    if (now < 0 && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, "loop.time() returned a negative time");
+    }
+    return now;
+}
+
+void note_time_replaced(CoreLoop* self) {
+    LoopState& s = self->s;
+    PyObject* found = _PyType_Lookup(Py_TYPE(reinterpret_cast<PyObject*>(self)), s.st->s_time);  // borrowed
+    s.time_replaced = s.time_set_on_instance || found != s.st->loop_time_method;
+}
+
+namespace {
+
+// asyncio.futures.Future and asyncio.tasks.Task, looked up at each call as
+// BaseEventLoop.create_future and create_task do: a program (or asyncio's
+// own tests) may replace them with the pure-Python classes. A new reference.
+PyObject* asyncio_class(PyObject* module_dict, PyObject* name) {
+    PyObject* cls = PyDict_GetItemWithError(module_dict, name);  // borrowed
+    if (!cls && !PyErr_Occurred()) PyErr_Format(PyExc_AttributeError, "asyncio has no attribute '%U'", name);
+    return Py_XNewRef(cls);
+}
+
 PyObject* create_future(PyObject* op, PyObject*) {
+    ModuleState* st = reinterpret_cast<CoreLoop*>(op)->s.st;
+    Ref future_type = Ref::steal(asyncio_class(st->futures_dict, st->s_Future));
+    if (!future_type) return nullptr;
     PyObject* args[] = {op};
-    return PyObject_Vectorcall(g.Future, args, 0, g.kw_loop);
+    return PyObject_Vectorcall(future_type.get(), args, 0, st->kw_loop);
 }
 
 // create_task with no task factory: Task(coro, loop=self, **kwargs).
-PyObject* new_task(PyObject* self, PyObject* const* args, PyObject* kwnames) {
+PyObject* new_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames) {
+    ModuleState* st = self->s.st;
+    PyObject* loop = reinterpret_cast<PyObject*>(self);
+    Ref task_type = Ref::steal(asyncio_class(st->tasks_dict, st->s_Task));
+    if (!task_type) return nullptr;
     if (!kwnames) {
-        PyObject* call[] = {args[0], self};
-        return PyObject_Vectorcall(g.Task, call, 1, g.kw_loop);
+        PyObject* call[] = {args[0], loop};
+        return PyObject_Vectorcall(task_type.get(), call, 1, st->kw_loop);
     }
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     Ref names = Ref::steal(PyTuple_New(nkw + 1));
     if (!names) return nullptr;
-    PyTuple_SET_ITEM(names.get(), 0, Py_NewRef(g.s_loop));
+    PyTuple_SET_ITEM(names.get(), 0, Py_NewRef(st->s_loop));
     std::vector<PyObject*> call(size_t(nkw) + 2);
     call[0] = args[0];
-    call[1] = self;
+    call[1] = loop;
     for (Py_ssize_t i = 0; i < nkw; ++i) {
         PyTuple_SET_ITEM(names.get(), i + 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, i)));
         call[size_t(i) + 2] = args[1 + i];
     }
-    return PyObject_Vectorcall(g.Task, call.data(), 1, names.get());
+    return PyObject_Vectorcall(task_type.get(), call.data(), 1, names.get());
 }
 
 // create_task with a task factory. asyncio 3.13.3+ passes every keyword to
@@ -220,6 +286,7 @@ PyObject* new_task(PyObject* self, PyObject* const* args, PyObject* kwnames) {
 // then set_name(). We follow whichever the running asyncio does, and pass
 // keywords other than name/context (eager_start) through in both cases.
 PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames) {
+    ModuleState* st = self->s.st;
     PyObject* factory = self->s.task_factory;
     Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
     std::vector<PyObject*> call{reinterpret_cast<PyObject*>(self), args[0]};
@@ -229,12 +296,12 @@ PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames)
     for (Py_ssize_t i = 0; i < nkw; ++i) {
         PyObject* kw = PyTuple_GET_ITEM(kwnames, i);
         PyObject* value = args[1 + i];
-        if (!g.create_task_passthrough) {
-            if (name_is(kw, g.s_name)) {
+        if (!st->create_task_passes_kwargs) {
+            if (name_is(st, kw, st->s_name)) {
                 name = value;
                 continue;
             }
-            if (name_is(kw, g.s_context) && value == Py_None) continue;
+            if (name_is(st, kw, st->s_context) && value == Py_None) continue;
         }
         call.push_back(value);
         if (PyList_Append(names.get(), kw) < 0) return nullptr;
@@ -244,7 +311,7 @@ PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames)
     Ref task = Ref::steal(PyObject_Vectorcall(factory, call.data(), 2,
                                               PyTuple_GET_SIZE(kwtuple.get()) ? kwtuple.get() : nullptr));
     if (!task || name == Py_None) return task.release();
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(task.get(), g.s_set_name, name));
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(task.get(), st->s_set_name, name));
     return r ? task.release() : nullptr;
 }
 
@@ -257,25 +324,21 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
     }
     if (check_closed(self) < 0) return nullptr;
     if (self->s.task_factory) return factory_task(self, args, kwnames);
-    return new_task(op, args, kwnames);
+    return new_task(self, args, kwnames);
 }
 
 }  // namespace
 
-PyMethodDef loop_schedule_methods[] = {
-    {"call_soon", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_soon)),
-     METH_FASTCALL | METH_KEYWORDS, "call_soon(callback, *args, context=None) -> Handle"},
-    {"call_soon_threadsafe", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_soon_threadsafe)),
-     METH_FASTCALL | METH_KEYWORDS, "Like call_soon(), but safe from any thread; wakes the loop."},
-    {"call_at", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_at)),
-     METH_FASTCALL | METH_KEYWORDS, "call_at(when, callback, *args, context=None) -> TimerHandle"},
-    {"call_later", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(call_later)),
-     METH_FASTCALL | METH_KEYWORDS, "call_later(delay, callback, *args, context=None) -> TimerHandle"},
-    {"time", loop_time, METH_NOARGS, "Return the loop's clock: time.monotonic()."},
-    {"create_future", create_future, METH_NOARGS, "Create an asyncio.Future attached to the loop."},
-    {"create_task", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(create_task)),
-     METH_FASTCALL | METH_KEYWORDS, "create_task(coro, **kwargs) -> Task"},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_schedule_methods[] = {
+    method_fastcall_kw<call_soon>("call_soon", "call_soon(callback, *args, context=None) -> Handle"),
+    method_fastcall_kw<call_soon_threadsafe>("call_soon_threadsafe",
+                                             "Like call_soon(), but safe from any thread; wakes the loop."),
+    method_fastcall_kw<call_at>("call_at", "call_at(when, callback, *args, context=None) -> TimerHandle"),
+    method_fastcall_kw<call_later>("call_later", "call_later(delay, callback, *args, context=None) -> TimerHandle"),
+    method_noargs<loop_time>("time", "Return the loop's clock: time.monotonic()."),
+    method_noargs<create_future>("create_future", "Create an asyncio.Future attached to the loop."),
+    method_fastcall_kw<create_task>("create_task", "create_task(coro, **kwargs) -> Task"),
+    kMethodsEnd,
 };
 
 }  // namespace cxxloop::py

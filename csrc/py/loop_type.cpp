@@ -10,33 +10,32 @@
 #include "../core/heap_tuning.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
-#include "stream_transport.hpp"
+#include "transport.hpp"
 
 namespace cxxloop::py {
 
 void clear_queues(CoreLoop* self) {
     LoopState& s = self->s;
-    // Move everything out first: a released handle can run arbitrary code
-    // (a __del__) that schedules on this loop again.
+    // Move everything out first, without allocating (this runs from
+    // tp_clear too): a released handle can run arbitrary code (a __del__)
+    // that schedules on this loop again.
     Ring<PyObject*> ready;
     ready.swap(s.ready);
     std::vector<FdWatch> fds;
     fds.swap(s.fds);
-    std::vector<PyObject*> timers;
-    s.timers.drain([&](PyObject* h) {
-        handle_data(h)->scheduled = false;
-        timers.push_back(h);
-    });
+    std::vector<TimerHeap<PyObject*>::Entry> timers = s.timers.take_all();
     s.timer_cancelled_count = 0;
+    for (auto& e : timers) handle_data(e.item)->scheduled = false;
     while (!ready.empty()) release_ready(ready.pop_front());
-    for (PyObject* h : timers) Py_DECREF(h);
+    for (auto& e : timers) Py_DECREF(e.item);
     for (FdWatch& w : fds) {
         Py_XDECREF(w.reader);
         Py_XDECREF(w.writer);
+        Py_XDECREF(w.fileobj);
         if (w.transport) {
             // The transport outlives its registration only if someone
             // else holds it; then it must not touch the table again.
-            stream_data(w.transport)->registered = false;
+            transport_of(w.transport)->registered = false;
             Py_DECREF(w.transport);
         }
     }
@@ -49,7 +48,14 @@ PyObject* CoreLoop_new(PyTypeObject* type, PyObject*, PyObject*) {
     if (!op) return nullptr;
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op.get());
     new (&self->s) LoopState();
+    // A Python subclass (cxxloop.Loop) has no module of its own: look the
+    // module up along the MRO, once.
+    PyObject* module = PyType_GetModuleByDef(type, &core_module_def);  // borrowed
+    if (!module) return nullptr;
+    self->s.module = Py_NewRef(module);
+    self->s.st = module_state(module);
     self->s.pid = getpid();
+    if (!(self->s.threadsafe_gate = PyThread_allocate_lock())) return PyErr_NoMemory();
     raise_heap_trim_threshold();
     self->s.poller = make_epoll_poller();
     if (!self->s.poller) return PyErr_SetFromErrno(PyExc_OSError);
@@ -60,7 +66,20 @@ PyObject* CoreLoop_new(PyTypeObject* type, PyObject*, PyObject*) {
         return PyErr_SetFromErrno(PyExc_OSError);
     }
     if (register_live_loop(self) < 0) return nullptr;
+    note_time_replaced(self);
     return op.release();
+}
+
+// Notes a time attribute set on (or deleted from) the loop itself.
+int CoreLoop_setattro(PyObject* op, PyObject* name, PyObject* value) {
+    if (PyObject_GenericSetAttr(op, name, value) < 0) return -1;
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    ModuleState* st = self->s.st;
+    if (PyUnicode_Check(name) && name_is(st, name, st->s_time)) {
+        self->s.time_set_on_instance = value != nullptr;
+        note_time_replaced(self);
+    }
+    return 0;
 }
 
 int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
@@ -84,11 +103,13 @@ int CoreLoop_traverse(PyObject* op, visitproc visit, void* arg) {
     for (const FdWatch& w : s.fds) {
         Py_VISIT(w.reader);
         Py_VISIT(w.writer);
+        Py_VISIT(w.fileobj);
         Py_VISIT(w.transport);
     }
     Py_VISIT(s.task_factory);
     Py_VISIT(s.current_handle);
     Py_VISIT(s.old_agen_hooks);
+    Py_VISIT(s.module);
     return 0;
 }
 
@@ -106,6 +127,7 @@ void CoreLoop_dealloc(PyObject* op) {
     PyObject_GC_UnTrack(op);
     unregister_live_loop(reinterpret_cast<CoreLoop*>(op));
     CoreLoop_clear(op);
+    Ref module = Ref::steal(std::exchange(reinterpret_cast<CoreLoop*>(op)->s.module, nullptr));
     reinterpret_cast<CoreLoop*>(op)->s.~LoopState();  // closes the poller and eventfd
     tp->tp_free(op);
     Py_DECREF(tp);
@@ -194,10 +216,10 @@ PyGetSetDef loop_getsets[] = {
 
 std::vector<PyMethodDef> all_methods() {
     std::vector<PyMethodDef> out;
-    for (PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods,
-                                 loop_sock_methods, loop_accept_methods, loop_pipe_methods,
-                                 loop_datagram_methods}) {
-        for (PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
+    for (const PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods,
+                                       loop_sock_methods, loop_accept_methods, loop_pipe_methods,
+                                       loop_datagram_methods}) {
+        for (const PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
     }
     out.push_back({nullptr, nullptr, 0, nullptr});
     return out;
@@ -205,7 +227,7 @@ std::vector<PyMethodDef> all_methods() {
 
 }  // namespace
 
-int init_loop_type(PyObject* module) {
+int init_loop_type(PyObject* module, ModuleState* st) {
     // PyType_FromSpec keeps a pointer to the method table: it must outlive the type.
     static std::vector<PyMethodDef> methods = all_methods();
     PyType_Slot slots[] = {
@@ -213,6 +235,7 @@ int init_loop_type(PyObject* module) {
         {Py_tp_dealloc, reinterpret_cast<void*>(CoreLoop_dealloc)},
         {Py_tp_traverse, reinterpret_cast<void*>(CoreLoop_traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(CoreLoop_clear)},
+        {Py_tp_setattro, reinterpret_cast<void*>(CoreLoop_setattro)},
         {Py_tp_methods, methods.data()},
         {Py_tp_getset, loop_getsets},
         {Py_tp_doc, const_cast<char*>("The C++ core of cxxloop.Loop: ready queue, timers, poller, run loop.")},
@@ -225,9 +248,14 @@ int init_loop_type(PyObject* module) {
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE | Py_TPFLAGS_HAVE_GC,
         slots,
     };
-    g.CoreLoop = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
-    if (!g.CoreLoop) return -1;
-    return PyModule_AddObjectRef(module, "CoreLoop", reinterpret_cast<PyObject*>(g.CoreLoop));
+    st->loop_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
+    if (!st->loop_type) return -1;
+    st->loop_time_method = Py_XNewRef(_PyType_Lookup(st->loop_type, st->s_time));
+    if (!st->loop_time_method) {
+        PyErr_SetString(PyExc_SystemError, "CoreLoop has no time method");
+        return -1;
+    }
+    return PyModule_AddObjectRef(module, "CoreLoop", reinterpret_cast<PyObject*>(st->loop_type));
 }
 
 }  // namespace cxxloop::py

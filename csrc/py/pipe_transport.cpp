@@ -1,66 +1,128 @@
 // ReadPipeTransport and WritePipeTransport: loop.connect_read_pipe and
-// connect_write_pipe (and so every subprocess's stdin, stdout and stderr).
+// connect_write_pipe (and so every subprocess's stdin, stdout and stderr),
+// asyncio's _UnixReadPipeTransport and _UnixWritePipeTransport.
 //
-// They are StreamData transports like StreamTransport (the reads, writes,
-// queue and flow control are stream_read.cpp's and stream_write.cpp's),
-// with asyncio's pipe semantics at the ends: the fd must be a pipe, a
-// socket or a character device; EOF on a read pipe always ends it; a write
-// pipe's write_eof() is its close; a write pipe learns that its reader left
-// when its fd turns readable (or hangs up).
+// Both are ByteStreamTransports with asyncio's pipe semantics at the ends:
+// the fd must be a pipe, a socket or a character device; EOF on a read
+// pipe always ends it; a write pipe's write_eof() is its close; a write
+// pipe learns that its reader left when its fd turns readable (or hangs up).
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 
 #include <cerrno>
 
-#include "loop.hpp"
-#include "stream_transport.hpp"
+#include "byte_stream_transport.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
-
 namespace {
 
 // asyncio's debug-mode line when the other end of a pipe closes.
-int log_closed_by_peer(PyObject* t) {
-    if (!stream_loop(stream_data(t))->s.debug) return 0;
-    Ref r = Ref::steal(PyObject_CallMethod(g.logger, "info", "sO", "%r was closed by peer", t));
+int log_closed_by_peer(Transport* tr) {
+    if (!tr->core_loop()->s.debug) return 0;
+    Ref r = Ref::steal(PyObject_CallMethod(tr->state()->logger, "info", "sO", "%r was closed by peer", tr->object()));
     return r ? 0 : -1;
 }
 
-}  // namespace
+class ReadPipeTransport : public ByteStreamTransport {
+public:
+    ReadPipeTransport(CoreLoop* loop, int fd, PyObject* context, bool reads_messages)
+        : ByteStreamTransport(loop, fd, context, false), reads_messages_(reads_messages) {}
 
-int pipe_read_eof(PyObject* t) {
-    StreamData* d = stream_data(t);
-    if (log_closed_by_peer(t) < 0) return -1;
-    d->closing = true;
-    d->conn_lost++;
-    Ref eof_received = Ref::steal(PyObject_GetAttr(d->protocol, g.s_eof_received));
-    if (!eof_received || stream_call_soon(t, eof_received.get(), nullptr, 0) < 0) return -1;
-    return stream_schedule_connection_lost(t, Py_None);
-}
+    int on_events(uint32_t events) override {
+        if (events & kHangup) peer_closed = true;
+        if ((events & kReadable) && !closing && !paused && !read_eof) return read_ready();
+        return 0;
+    }
 
-int pipe_peer_closed(PyObject* t) {
-    StreamData* d = stream_data(t);
-    if (log_closed_by_peer(t) < 0) return -1;
-    if (d->queue.empty()) return stream_force_close(t, Py_None);
-    Ref exc = Ref::steal(PyObject_CallNoArgs(PyExc_BrokenPipeError));
-    return exc ? stream_force_close(t, exc.get()) : -1;
-}
+    // The end of a read pipe: eof_received(), then connection_lost(None).
+    int on_eof() override {
+        if (log_closed_by_peer(this) < 0) return -1;
+        closing = true;
+        conn_lost++;
+        Ref eof_received = Ref::steal(PyObject_GetAttr(protocol, state()->s_eof_received));
+        if (!eof_received || call_soon(eof_received.get(), {}) < 0) return -1;
+        return schedule_connection_lost(Py_None);
+    }
 
-namespace {
+    const char* read_error_message() const override { return "Fatal read error on pipe transport"; }
+    const char* write_error_message() const override { return read_error_message(); }
+    bool reads_are_messages() const override { return reads_messages_; }
+
+    // A read pipe's OSError is logged only if it is EIO (a closed pty);
+    // asyncio reports any other to the exception handler.
+    bool is_quiet_error(PyObject* exc) const override {
+        if (!PyErr_GivenExceptionMatches(exc, PyExc_OSError)) return false;
+        Ref err = Ref::steal(PyObject_GetAttr(exc, state()->s_errno_));
+        if (!err) {
+            PyErr_Clear();
+            return false;
+        }
+        return PyLong_Check(err.get()) && PyLong_AsLong(err.get()) == EIO;
+    }
+
+protected:
+    // asyncio's read pipe calls data_received() whatever the protocol.
+    bool supports_buffered_protocol() const override { return false; }
+
+private:
+    bool reads_messages_;
+};
+
+class WritePipeTransport : public ByteStreamTransport {
+public:
+    WritePipeTransport(CoreLoop* loop, int fd, PyObject* context, bool watches_peer)
+        : ByteStreamTransport(loop, fd, context, false), peer_watch(watches_peer) {}
+
+    int on_events(uint32_t events) override {
+        // asyncio watches a write pipe for reading only to learn that the
+        // other end is gone (a pipe's writer gets EPOLLERR, a socket EOF).
+        bool gone = (events & kHangup) || ((events & kReadable) && peer_watch);
+        if (gone && !conn_lost) return peer_left();
+        if ((events & kWritable) && !queue.empty() && sock) return flush();
+        return 0;
+    }
+
+    // Nothing is read from a write pipe.
+    int on_eof() override { return 0; }
+    const char* read_error_message() const override { return write_error_message(); }
+    const char* write_error_message() const override { return "Fatal write error on pipe transport"; }
+    bool closing_drops_writes() const override { return true; }
+
+    // The reader went away: connection_lost, with BrokenPipeError if data
+    // was still queued.
+    int peer_left() {
+        if (log_closed_by_peer(this) < 0) return -1;
+        if (queue.empty()) return force_close(Py_None);
+        Ref exc = Ref::steal(PyObject_CallNoArgs(PyExc_BrokenPipeError));
+        return exc ? force_close(exc.get()) : -1;
+    }
+
+    // A terminal is readable whenever someone types, so asyncio does not
+    // watch one it writes to for readability; then only its hang-up counts.
+    bool peer_watch;
+};
 
 // What asyncio's pipe transports accept. Regular files never block, and
-// epoll refuses them.
-int check_pipe_fd(int fd, TransportKind kind, bool* is_char_device) {
+// epoll refuses them. `messages`: a read returns one message (a tty's
+// line, a non-stream socket's datagram or record).
+int check_pipe_fd(int fd, bool reading, bool* is_char_device, bool* messages) {
     struct stat st;
     if (fstat(fd, &st) < 0) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
     *is_char_device = S_ISCHR(st.st_mode);
+    *messages = *is_char_device;
+    if (S_ISSOCK(st.st_mode)) {
+        int type = 0;
+        socklen_t len = sizeof type;
+        *messages = getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0 && type != SOCK_STREAM;
+    }
     if (S_ISFIFO(st.st_mode) || S_ISSOCK(st.st_mode) || S_ISCHR(st.st_mode)) return 0;
-    PyErr_SetString(PyExc_ValueError, kind == TransportKind::read_pipe
-                                          ? "Pipe transport is for pipes/sockets only."
-                                          : "Pipe transport is only for pipes, sockets and character devices");
+    PyErr_SetString(PyExc_ValueError, reading ? "Pipe transport is for pipes/sockets only."
+                                              : "Pipe transport is only for pipes, sockets and character devices");
     return -1;
 }
 
@@ -73,41 +135,46 @@ int set_nonblocking(int fd) {
     return 0;
 }
 
-PyObject* pipe_transport_new(PyObject* op, PyObject* args, PyObject* kwargs, TransportKind kind, const char* format) {
+// loop._make_read_pipe_transport(pipe, protocol, waiter=None, extra=None)
+// and _make_write_pipe_transport(...).
+PyObject* make_pipe_transport(PyObject* op, PyObject* args, PyObject* kwargs, bool reading) {
     static const char* kwlist[] = {"pipe", "protocol", "waiter", "extra", nullptr};
     PyObject *pipe, *protocol, *waiter = Py_None, *extra = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, format, const_cast<char**>(kwlist), &pipe, &protocol, &waiter,
-                                     &extra)) {
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs,
+                                     reading ? "OO|OO:_make_read_pipe_transport" : "OO|OO:_make_write_pipe_transport",
+                                     const_cast<char**>(kwlist), &pipe, &protocol, &waiter, &extra)) {
         return nullptr;
     }
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
     if (check_closed(loop) < 0) return nullptr;
-    int fd = sock_fileno(pipe);
-    bool is_char_device = false;
-    if (fd < 0 || check_pipe_fd(fd, kind, &is_char_device) < 0 || set_nonblocking(fd) < 0) return nullptr;
+    ModuleState* st = loop->s.st;
+    int fd = sock_fileno(st, pipe);
+    bool is_char_device = false, messages = false;
+    if (fd < 0 || check_pipe_fd(fd, reading, &is_char_device, &messages) < 0 || set_nonblocking(fd) < 0) {
+        return nullptr;
+    }
     Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
     if (!extra_dict || PyMapping_SetItemString(extra_dict.get(), "pipe", pipe) < 0) return nullptr;
-    PyTypeObject* type = kind == TransportKind::read_pipe ? g.ReadPipeTransport : g.WritePipeTransport;
-    Ref t = Ref::steal(stream_transport_start(loop, type, kind, fd, pipe, protocol, waiter, extra_dict.get(), Py_None));
-    // A terminal is readable whenever someone types, so asyncio does not
-    // watch one it writes to for readability; here only its hang-up counts.
-    if (t && kind == TransportKind::write_pipe) stream_data(t.get())->peer_watch = !is_char_device;
+    Ref context = Ref::steal(PyContext_CopyCurrent());
+    if (!context) return nullptr;
+    Ref t = Ref::steal(reading ? new_transport<ReadPipeTransport>(st->read_pipe_type, loop, fd, context.get(), messages)
+                               : new_transport<WritePipeTransport>(st->write_pipe_type, loop, fd, context.get(),
+                                                                   !is_char_device));
+    if (!t || transport_of(t.get())->start(pipe, protocol, waiter, extra_dict.get(), Py_None) < 0) return nullptr;
     return t.release();
 }
 
-// loop._make_read_pipe_transport(pipe, protocol, waiter=None, extra=None)
 PyObject* make_read_pipe_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
-    return pipe_transport_new(op, args, kwargs, TransportKind::read_pipe, "OO|OO:_make_read_pipe_transport");
+    return make_pipe_transport(op, args, kwargs, true);
 }
 
-// loop._make_write_pipe_transport(pipe, protocol, waiter=None, extra=None)
 PyObject* make_write_pipe_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
-    return pipe_transport_new(op, args, kwargs, TransportKind::write_pipe, "OO|OO:_make_write_pipe_transport");
+    return make_pipe_transport(op, args, kwargs, false);
 }
 
 // The attribute names of asyncio's pipe transports.
 PyObject* get_pipe(PyObject* t, void*) {
-    PyObject* p = stream_data(t)->sock;
+    PyObject* p = transport_of(t)->sock;
     return Py_NewRef(p ? p : Py_None);
 }
 
@@ -118,64 +185,80 @@ int set_pipe(PyObject* t, PyObject* value, void*) {
         PyErr_SetString(PyExc_AttributeError, "_pipe can only be set to None");
         return -1;
     }
-    stream_unregister(t);
-    Py_CLEAR(stream_data(t)->sock);
+    Transport* tr = transport_of(t);
+    tr->unregister();
+    Py_CLEAR(tr->sock);
     return 0;
 }
-PyObject* get_fileno(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->fd); }
 
-PyGetSetDef pipe_getsets[] = {
+PyObject* get_fileno(PyObject* t, void*) { return PyLong_FromLong(transport_of(t)->fd); }
+
+const PyGetSetDef pipe_getsets[] = {
     {"_pipe", get_pipe, set_pipe, nullptr, nullptr},
     {"_fileno", get_fileno, nullptr, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
-}  // namespace
-
-// The direction's state while the loop runs, "open" once it is closed.
-PyObject* pipe_repr(PyObject* t) {
-    StreamData* d = stream_data(t);
-    const char* name = Py_TYPE(t)->tp_name;
-    if (!d->sock) return PyUnicode_FromFormat("<%s closed fd=%d closed>", name, d->fd);
-    const char* state = d->closing ? " closing" : "";
-    if (stream_loop(d)->s.closed) return PyUnicode_FromFormat("<%s%s fd=%d open>", name, state, d->fd);
-    if (d->kind == TransportKind::read_pipe) {
-        return PyUnicode_FromFormat("<%s%s fd=%d %s>", name, state, d->fd, stream_is_reading(d) ? "polling" : "idle");
-    }
-    return PyUnicode_FromFormat("<%s%s fd=%d %s bufsize=%zu>", name, state, d->fd,
-                                d->queue.empty() ? "idle" : "polling", d->queue.bytes());
+// A write pipe's EOF is its close, once the queue has drained.
+PyObject* write_eof_method(PyObject* t, PyObject*) {
+    if (transport_of(t)->close() < 0) return nullptr;
+    Py_RETURN_NONE;
 }
 
-PyMethodDef loop_pipe_methods[] = {
-    {"_make_read_pipe_transport",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(make_read_pipe_transport)),
-     METH_VARARGS | METH_KEYWORDS, nullptr},
-    {"_make_write_pipe_transport",
-     reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(make_write_pipe_transport)),
-     METH_VARARGS | METH_KEYWORDS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
+PyObject* can_write_eof_method(PyObject*, PyObject*) { Py_RETURN_TRUE; }
+
+const PyMethodDef write_pipe_eof_methods[] = {
+    method_noargs<write_eof_method>("write_eof", "Close the pipe once buffered data is sent."),
+    method_noargs<can_write_eof_method>("can_write_eof", "Return True: closing is a pipe's end of data."),
+    kMethodsEnd,
 };
 
-int init_pipe_transport_types(PyObject* module) {
-    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
-    if (!transports) return -1;
-    Ref read_base = Ref::steal(PyObject_GetAttrString(transports.get(), "ReadTransport"));
-    Ref write_base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
-    if (!read_base || !write_base) return -1;
-    g.ReadPipeTransport = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
-                                              "The read end of a pipe, FIFO, socket or tty.", read_base.get(),
-                                              {stream_core_methods, stream_read_methods},
-                                              {stream_core_getsets, pipe_getsets});
-    if (!g.ReadPipeTransport) return -1;
-    g.WritePipeTransport = make_transport_type(module, "cxxloop._core.WritePipeTransport",
-                                               "The write end of a pipe, FIFO, socket or tty.", write_base.get(),
-                                               {stream_core_methods, stream_write_methods, stream_flow_methods},
-                                               {stream_core_getsets, stream_write_getsets, pipe_getsets});
-    if (!g.WritePipeTransport) return -1;
-    if (PyModule_AddObjectRef(module, "ReadPipeTransport", reinterpret_cast<PyObject*>(g.ReadPipeTransport)) < 0) {
+// The direction's state while the loop runs, "open" once it is closed.
+PyObject* read_pipe_repr(PyObject* t) {
+    auto* tr = kind_of<ReadPipeTransport>(t);
+    const char* name = Py_TYPE(t)->tp_name;
+    if (!tr->sock) return PyUnicode_FromFormat("<%s closed fd=%d closed>", name, tr->fd);
+    const char* state = tr->closing ? " closing" : "";
+    if (tr->core_loop()->s.closed) return PyUnicode_FromFormat("<%s%s fd=%d open>", name, state, tr->fd);
+    return PyUnicode_FromFormat("<%s%s fd=%d %s>", name, state, tr->fd, tr->is_reading() ? "polling" : "idle");
+}
+
+PyObject* write_pipe_repr(PyObject* t) {
+    auto* tr = kind_of<WritePipeTransport>(t);
+    const char* name = Py_TYPE(t)->tp_name;
+    if (!tr->sock) return PyUnicode_FromFormat("<%s closed fd=%d closed>", name, tr->fd);
+    const char* state = tr->closing ? " closing" : "";
+    if (tr->core_loop()->s.closed) return PyUnicode_FromFormat("<%s%s fd=%d open>", name, state, tr->fd);
+    return PyUnicode_FromFormat("<%s%s fd=%d %s bufsize=%zu>", name, state, tr->fd,
+                                tr->queue.empty() ? "idle" : "polling", tr->queue.bytes());
+}
+
+}  // namespace
+
+const PyMethodDef loop_pipe_methods[] = {
+    method_varargs_kw<make_read_pipe_transport>("_make_read_pipe_transport", nullptr),
+    method_varargs_kw<make_write_pipe_transport>("_make_write_pipe_transport", nullptr),
+    kMethodsEnd,
+};
+
+int init_pipe_transport_types(PyObject* module, ModuleState* st) {
+    static const TransportTables read_tables({transport_methods, byte_stream_read_methods},
+                                             {transport_getsets, pipe_getsets});
+    static const TransportTables write_tables(
+        {transport_methods, byte_stream_write_methods, write_pipe_eof_methods, flow_control_methods},
+        {transport_getsets, flow_control_getsets, pipe_getsets});
+    st->read_pipe_type = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
+                                             "The read end of a pipe, FIFO, socket or tty.", st->ReadTransportBase,
+                                             sizeof(ReadPipeTransport), read_tables, slot<read_pipe_repr>());
+    if (!st->read_pipe_type) return -1;
+    st->write_pipe_type = make_transport_type(module, "cxxloop._core.WritePipeTransport",
+                                              "The write end of a pipe, FIFO, socket or tty.", st->FlowControlMixin,
+                                              sizeof(WritePipeTransport), write_tables, slot<write_pipe_repr>());
+    if (!st->write_pipe_type) return -1;
+    if (PyModule_AddObjectRef(module, "ReadPipeTransport", reinterpret_cast<PyObject*>(st->read_pipe_type)) < 0) {
         return -1;
     }
-    return PyModule_AddObjectRef(module, "WritePipeTransport", reinterpret_cast<PyObject*>(g.WritePipeTransport));
+    return PyModule_AddObjectRef(module, "WritePipeTransport", reinterpret_cast<PyObject*>(st->write_pipe_type));
 }
 
 }  // namespace cxxloop::py

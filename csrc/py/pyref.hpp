@@ -50,13 +50,15 @@ inline void set_ref(PyObject** slot, PyObject* value) noexcept {
     Py_XSETREF(*slot, value);
 }
 
-// The slow half of name_is(): equal contents, another object (globals.cpp).
-bool name_equal(PyObject* kwname, PyObject* name) noexcept;
+struct ModuleState;
+
+// The slow half of name_is(): equal contents, another object (pyref.cpp).
+bool name_equal(ModuleState* st, PyObject* kwname, PyObject* name) noexcept;
 
 // True if a keyword name from a vectorcall kwnames tuple equals `name`.
 // Callers pass interned names; pointer equality is the common case.
-inline bool name_is(PyObject* kwname, PyObject* name) noexcept {
-    return kwname == name || name_equal(kwname, name);
+inline bool name_is(ModuleState* st, PyObject* kwname, PyObject* name) noexcept {
+    return kwname == name || name_equal(st, kwname, name);
 }
 
 // Parses the keyword part of a METH_FASTCALL | METH_KEYWORDS call whose
@@ -64,14 +66,14 @@ inline bool name_is(PyObject* kwname, PyObject* name) noexcept {
 // names[i], *outs[i] receives the borrowed value. Raises TypeError for an
 // unknown keyword, as Python functions do.
 template <size_t N>
-bool parse_kwonly(const char* func, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
+bool parse_kwonly(ModuleState* st, const char* func, PyObject* const* args, Py_ssize_t nargs, PyObject* kwnames,
                   PyObject* const (&names)[N], PyObject** const (&outs)[N]) {
     if (!kwnames) return true;
     Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
     for (Py_ssize_t k = 0; k < nkw; ++k) {
         PyObject* kw = PyTuple_GET_ITEM(kwnames, k);
         size_t i = 0;
-        while (i < N && !name_is(kw, names[i])) ++i;
+        while (i < N && !name_is(st, kw, names[i])) ++i;
         if (i == N) {
             PyErr_Format(PyExc_TypeError, "%s() got an unexpected keyword argument '%U'", func, kw);
             return false;

@@ -8,10 +8,13 @@
 #include <utility>
 
 #include "loop.hpp"
+#include "methods.hpp"
 #include "sock_op.hpp"
 
 namespace cxxloop::py {
 namespace {
+
+ModuleState* op_state(SockOp* op) { return reinterpret_cast<CoreLoop*>(op->loop)->s.st; }
 
 // asyncio retries these; every other exception fails the call.
 bool would_block() {
@@ -52,7 +55,7 @@ int recvfrom_into(SockOp* op, PyObject** result) {
         if (!nbytes) return -1;
         Py_XSETREF(op->arg2, nbytes);
     }
-    return outcome(call(op->sock, g.s_recvfrom_into, op->arg, op->arg2), result);
+    return outcome(call(op->sock, op_state(op)->s_recvfrom_into, op->arg, op->arg2), result);
 }
 
 // sendall: send what the kernel takes; the rest waits for the fd, held as
@@ -60,14 +63,14 @@ int recvfrom_into(SockOp* op, PyObject** result) {
 int sendall(SockOp* op, PyObject** result) {
     Ref sent;
     if (!op->data.obj) {
-        sent = Ref::steal(call(op->sock, g.s_send, op->arg));
+        sent = Ref::steal(call(op->sock, op_state(op)->s_send, op->arg));
         if (!sent && !would_block()) return -1;
         if (PyObject_GetBuffer(op->arg, &op->data, PyBUF_SIMPLE) < 0) return -1;
     } else {
         char* rest = static_cast<char*>(op->data.buf) + op->sent;
         Ref view = Ref::steal(PyMemoryView_FromMemory(rest, op->data.len - Py_ssize_t(op->sent), PyBUF_READ));
         if (!view) return -1;
-        sent = Ref::steal(call(op->sock, g.s_send, view.get()));
+        sent = Ref::steal(call(op->sock, op_state(op)->s_send, view.get()));
         if (!sent) return would_block() ? 0 : -1;
     }
     if (sent) {
@@ -82,14 +85,14 @@ int sendall(SockOp* op, PyObject** result) {
 }
 
 // accept, then make the connection non-blocking, as asyncio's _sock_accept.
-int accept(SockOp* op, PyObject** result) {
-    Ref pair = Ref::steal(PyObject_CallMethodNoArgs(op->sock, g.s_accept));
+int try_accept(SockOp* op, PyObject** result) {
+    Ref pair = Ref::steal(PyObject_CallMethodNoArgs(op->sock, op_state(op)->s_accept));
     if (!pair) return would_block() ? 0 : -1;
     if (!PyTuple_Check(pair.get()) || PyTuple_GET_SIZE(pair.get()) != 2) {
         PyErr_SetString(PyExc_TypeError, "sock.accept() must return (socket, address)");
         return -1;
     }
-    Ref r = Ref::steal(call(PyTuple_GET_ITEM(pair.get(), 0), g.s_setblocking, Py_False));
+    Ref r = Ref::steal(call(PyTuple_GET_ITEM(pair.get(), 0), op_state(op)->s_setblocking, Py_False));
     if (!r) return -1;
     *result = pair.release();
     return 1;
@@ -165,43 +168,31 @@ PyObject* sock_accept(PyObject* loop, PyObject* args, PyObject* kwargs) {
     return make(loop, SockKind::Accept, sock, nullptr, nullptr);
 }
 
-template <PyObject* (*F)(PyObject*, PyObject*, PyObject*)>
-constexpr PyCFunction kw_method() {
-    return reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(F));
-}
-
 }  // namespace
 
 int sock_attempt(SockOp* op, PyObject** result) {
     switch (op->kind) {
-        case SockKind::Recv: return outcome(call(op->sock, g.s_recv, op->arg), result);
-        case SockKind::RecvInto: return outcome(call(op->sock, g.s_recv_into, op->arg), result);
-        case SockKind::RecvFrom: return outcome(call(op->sock, g.s_recvfrom, op->arg), result);
+        case SockKind::Recv: return outcome(call(op->sock, op_state(op)->s_recv, op->arg), result);
+        case SockKind::RecvInto: return outcome(call(op->sock, op_state(op)->s_recv_into, op->arg), result);
+        case SockKind::RecvFrom: return outcome(call(op->sock, op_state(op)->s_recvfrom, op->arg), result);
         case SockKind::RecvFromInto: return recvfrom_into(op, result);
         case SockKind::SendAll: return sendall(op, result);
-        case SockKind::SendTo: return outcome(call(op->sock, g.s_sendto, op->arg, op->arg2), result);
-        case SockKind::Accept: return accept(op, result);
+        case SockKind::SendTo: return outcome(call(op->sock, op_state(op)->s_sendto, op->arg, op->arg2), result);
+        case SockKind::Accept: return try_accept(op, result);
     }
     PyErr_SetString(PyExc_SystemError, "unknown sock operation");
     return -1;
 }
 
-PyMethodDef loop_sock_methods[] = {
-    {"sock_recv", kw_method<sock_recv>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recv(sock, n): receive up to n bytes from the non-blocking socket."},
-    {"sock_recv_into", kw_method<sock_recv_into>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recv_into(sock, buf): receive into buf; return the number of bytes."},
-    {"sock_recvfrom", kw_method<sock_recvfrom>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recvfrom(sock, bufsize): receive a datagram; return (data, address)."},
-    {"sock_recvfrom_into", kw_method<sock_recvfrom_into>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_recvfrom_into(sock, buf, nbytes=0): receive a datagram into buf; return (nbytes, address)."},
-    {"sock_sendall", kw_method<sock_sendall>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_sendall(sock, data): send all of data."},
-    {"sock_sendto", kw_method<sock_sendto>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_sendto(sock, data, address): send a datagram; return the number of bytes sent."},
-    {"sock_accept", kw_method<sock_accept>(), METH_VARARGS | METH_KEYWORDS,
-     "sock_accept(sock): accept a connection; return (conn, address) with conn non-blocking."},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_sock_methods[] = {
+    method_varargs_kw<sock_recv>("sock_recv", "sock_recv(sock, n): receive up to n bytes from the non-blocking socket."),
+    method_varargs_kw<sock_recv_into>("sock_recv_into", "sock_recv_into(sock, buf): receive into buf; return the number of bytes."),
+    method_varargs_kw<sock_recvfrom>("sock_recvfrom", "sock_recvfrom(sock, bufsize): receive a datagram; return (data, address)."),
+    method_varargs_kw<sock_recvfrom_into>("sock_recvfrom_into", "sock_recvfrom_into(sock, buf, nbytes=0): receive a datagram into buf; return (nbytes, address)."),
+    method_varargs_kw<sock_sendall>("sock_sendall", "sock_sendall(sock, data): send all of data."),
+    method_varargs_kw<sock_sendto>("sock_sendto", "sock_sendto(sock, data, address): send a datagram; return the number of bytes sent."),
+    method_varargs_kw<sock_accept>("sock_accept", "sock_accept(sock): accept a connection; return (conn, address) with conn non-blocking."),
+    kMethodsEnd,
 };
 
 }  // namespace cxxloop::py

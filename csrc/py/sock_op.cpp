@@ -7,15 +7,15 @@
 
 #include "compat.hpp"
 #include "loop.hpp"
-#include "stream_transport.hpp"
+#include "methods.hpp"
+#include "transport.hpp"
 
 namespace cxxloop::py {
 namespace {
 
-PyTypeObject* SockOpType;
-
 SockOp* as_op(PyObject* o) { return reinterpret_cast<SockOp*>(o); }
 CoreLoop* op_loop(SockOp* op) { return reinterpret_cast<CoreLoop*>(op->loop); }
+ModuleState* op_state(SockOp* op) { return op_loop(op)->s.st; }
 
 const char* method_name(SockKind kind) {
     switch (kind) {
@@ -37,12 +37,13 @@ uint32_t direction(SockKind kind) {
 // What asyncio's sock_* coroutines check first: no SSL socket, and in
 // debug mode a non-blocking one.
 int precheck(SockOp* op) {
-    if (Py_TYPE(op->sock) != reinterpret_cast<PyTypeObject*>(g.socket_type)) {
-        Ref r = Ref::steal(PyObject_CallOneArg(g.check_ssl_socket, op->sock));
+    ModuleState* st = op_state(op);
+    if (Py_TYPE(op->sock) != reinterpret_cast<PyTypeObject*>(st->socket_type)) {
+        Ref r = Ref::steal(PyObject_CallOneArg(st->check_ssl_socket, op->sock));
         if (!r) return -1;
     }
     if (!op_loop(op)->s.debug) return 0;
-    Ref timeout = Ref::steal(PyObject_CallMethodNoArgs(op->sock, g.s_gettimeout));
+    Ref timeout = Ref::steal(PyObject_CallMethodNoArgs(op->sock, op_state(op)->s_gettimeout));
     if (!timeout) return -1;
     Ref zero = Ref::steal(PyLong_FromLong(0));
     int blocking = zero ? PyObject_RichCompareBool(timeout.get(), zero.get(), Py_NE) : -1;
@@ -59,18 +60,19 @@ int precheck(SockOp* op) {
 PyObject* start_waiting(SockOp* op) {
     CoreLoop* loop = op_loop(op);
     if (check_closed(loop) < 0 || check_not_inherited(loop) < 0) return nullptr;
-    int fd = sock_fileno(op->sock);
+    ModuleState* st = op_state(op);
+    int fd = sock_fileno(st, op->sock);
     if (fd < 0) return nullptr;
     // As asyncio, only checked once the call would block.
     Ref fileno = Ref::steal(PyLong_FromLong(fd));
     if (!fileno) return nullptr;
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(op->loop, g.s_ensure_fd_no_transport, fileno.get()));
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(op->loop, op_state(op)->s_ensure_fd_no_transport, fileno.get()));
     if (!r) return nullptr;
-    Ref future = Ref::steal(PyObject_CallMethodNoArgs(op->loop, g.s_create_future));
+    Ref future = Ref::steal(PyObject_CallMethodNoArgs(op->loop, op_state(op)->s_create_future));
     // Tasks wait only on futures that say they are being awaited.
-    if (!future || PyObject_SetAttr(future.get(), g.s_asyncio_future_blocking, Py_True) < 0) return nullptr;
+    if (!future || PyObject_SetAttr(future.get(), op_state(op)->s_asyncio_future_blocking, Py_True) < 0) return nullptr;
     PyObject* self = reinterpret_cast<PyObject*>(op);
-    PyObject* handle = watch_fd(loop, fd, direction(op->kind), self, nullptr, 0);
+    PyObject* handle = watch_fd(loop, fd, op->sock, direction(op->kind), self, nullptr, 0, nullptr);
     if (!handle) return nullptr;
     op->fd = fd;
     op->handle = handle;
@@ -99,7 +101,7 @@ PyObject* io_ready(PyObject* self, PyObject*, PyObject*) {
     SockOp* op = as_op(self);
     if (op->state != SockOp::State::Waiting) Py_RETURN_NONE;
     Ref future = Ref::borrow(op->future);
-    Ref done = Ref::steal(PyObject_CallMethodNoArgs(future.get(), g.s_done));
+    Ref done = Ref::steal(PyObject_CallMethodNoArgs(future.get(), op_state(op)->s_done));
     if (!done) return nullptr;
     if (done.get() == Py_True) Py_RETURN_NONE;  // cancelled: the task's throw() cleans up
     PyObject* value = nullptr;
@@ -108,11 +110,11 @@ PyObject* io_ready(PyObject* self, PyObject*, PyObject*) {
     Ref r;
     if (rc > 0) {
         Ref result = Ref::steal(value);
-        r = Ref::steal(PyObject_CallMethodOneArg(future.get(), g.s_set_result, result.get()));
+        r = Ref::steal(PyObject_CallMethodOneArg(future.get(), op_state(op)->s_set_result, result.get()));
     } else {
         if (must_propagate()) return nullptr;
         Ref exc = Ref::steal(PyErr_GetRaisedException());
-        r = Ref::steal(PyObject_CallMethodOneArg(future.get(), g.s_set_exception, exc.get()));
+        r = Ref::steal(PyObject_CallMethodOneArg(future.get(), op_state(op)->s_set_exception, exc.get()));
     }
     if (!r) return nullptr;
     stop_watching(op);
@@ -144,7 +146,7 @@ PySendResult am_send(PyObject* self, PyObject* arg, PyObject** presult) {
             op->state = SockOp::State::Done;
             stop_watching(op);
             Ref future = Ref::steal(std::exchange(op->future, nullptr));
-            *presult = PyObject_CallMethodNoArgs(future.get(), g.s_result);
+            *presult = PyObject_CallMethodNoArgs(future.get(), op_state(op)->s_result);
             return *presult ? PYGEN_RETURN : PYGEN_ERROR;
         }
         case SockOp::State::Done:
@@ -161,7 +163,7 @@ PyObject* stop_iteration(PyObject* value) {
     return nullptr;
 }
 
-PyObject* send(PyObject* self, PyObject* arg) {
+PyObject* send_method(PyObject* self, PyObject* arg) {
     PyObject* result;
     switch (am_send(self, arg, &result)) {
         case PYGEN_NEXT: return result;
@@ -189,7 +191,7 @@ PyObject* iternext(PyObject* self) {
 
 // throw(exc) or the old throw(type[, value[, traceback]]): the awaiting
 // task was cancelled, or someone threw into it. The op ends and raises.
-PyObject* throw_(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
+PyObject* throw_method(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     if (nargs < 1 || nargs > 3) {
         PyErr_Format(PyExc_TypeError, "throw expected 1 to 3 arguments, got %zd", nargs);
         return nullptr;
@@ -219,7 +221,7 @@ PyObject* throw_(PyObject* self, PyObject* const* args, Py_ssize_t nargs) {
     return nullptr;
 }
 
-PyObject* close(PyObject* self, PyObject*) {
+PyObject* close_method(PyObject* self, PyObject*) {
     abandon(as_op(self));
     Py_RETURN_NONE;
 }
@@ -282,12 +284,11 @@ void dealloc(PyObject* self) {
     Py_DECREF(tp);
 }
 
-PyMethodDef methods[] = {
-    {"send", send, METH_O, "send(value): step the operation, as coroutine.send()."},
-    {"throw", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(throw_)), METH_FASTCALL,
-     "throw(exc): end the operation by raising exc, as coroutine.throw()."},
-    {"close", close, METH_NOARGS, "End the operation, as coroutine.close()."},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef methods[] = {
+    method_o<send_method>("send", "send(value): step the operation, as coroutine.send()."),
+    method_fastcall<throw_method>("throw", "throw(exc): end the operation by raising exc, as coroutine.throw()."),
+    method_noargs<close_method>("close", "End the operation, as coroutine.close()."),
+    kMethodsEnd,
 };
 
 PyGetSetDef getsets[] = {
@@ -299,7 +300,7 @@ PyGetSetDef getsets[] = {
 }  // namespace
 
 PyObject* sock_op_new(CoreLoop* loop, SockKind kind, PyObject* sock, PyObject* arg, PyObject* arg2) {
-    SockOp* op = PyObject_GC_New(SockOp, SockOpType);
+    SockOp* op = PyObject_GC_New(SockOp, loop->s.st->sock_op_type);
     if (!op) return nullptr;
     op->loop = Py_NewRef(reinterpret_cast<PyObject*>(loop));
     op->sock = Py_NewRef(sock);
@@ -316,18 +317,18 @@ PyObject* sock_op_new(CoreLoop* loop, SockKind kind, PyObject* sock, PyObject* a
     return reinterpret_cast<PyObject*>(op);
 }
 
-int init_sock_op_type(PyObject* module) {
+int init_sock_op_type(PyObject* module, ModuleState* st) {
     PyType_Slot slots[] = {
         {Py_am_await, reinterpret_cast<void*>(await)},
-        {Py_am_send, reinterpret_cast<void*>(am_send)},
+        {Py_am_send, slot<am_send>()},
         {Py_tp_iter, reinterpret_cast<void*>(await)},
-        {Py_tp_iternext, reinterpret_cast<void*>(iternext)},
-        {Py_tp_call, reinterpret_cast<void*>(io_ready)},
+        {Py_tp_iternext, slot<iternext>()},
+        {Py_tp_call, slot<io_ready>()},
         {Py_tp_finalize, reinterpret_cast<void*>(finalize)},
         {Py_tp_traverse, reinterpret_cast<void*>(traverse)},
         {Py_tp_clear, reinterpret_cast<void*>(clear)},
         {Py_tp_dealloc, reinterpret_cast<void*>(dealloc)},
-        {Py_tp_methods, methods},
+        {Py_tp_methods, const_cast<PyMethodDef*>(methods)},
         {Py_tp_getset, getsets},
         {Py_tp_doc, const_cast<char*>("The awaitable a loop.sock_*() call returns.")},
         {0, nullptr},
@@ -339,9 +340,9 @@ int init_sock_op_type(PyObject* module) {
         Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
         slots,
     };
-    SockOpType = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
-    if (!SockOpType) return -1;
-    return PyModule_AddObjectRef(module, "SockOp", reinterpret_cast<PyObject*>(SockOpType));
+    st->sock_op_type = reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, nullptr));
+    if (!st->sock_op_type) return -1;
+    return PyModule_AddObjectRef(module, "SockOp", reinterpret_cast<PyObject*>(st->sock_op_type));
 }
 
 }  // namespace cxxloop::py

@@ -9,7 +9,7 @@
 // accepts it; Tasks drive it through am_send without a Python frame.
 #pragma once
 
-#include "globals.hpp"
+#include "module_state.hpp"
 
 namespace cxxloop::py {
 
@@ -39,6 +39,6 @@ int sock_attempt(SockOp* op, PyObject** result);
 // A new SockOp (the loop methods in sock_calls.cpp build them).
 PyObject* sock_op_new(CoreLoop* loop, SockKind kind, PyObject* sock, PyObject* arg, PyObject* arg2);
 
-int init_sock_op_type(PyObject* module);
+int init_sock_op_type(PyObject* module, ModuleState* st);
 
 }  // namespace cxxloop::py

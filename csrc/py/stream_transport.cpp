@@ -1,609 +1,196 @@
-// StreamTransport: the type, loop._make_socket_transport, and the paths
-// that end a connection (close, abort, fatal errors, connection_lost), in
-// the order and with the messages of asyncio's selector transport.
+// StreamTransport: loop._make_socket_transport, the socket's end of a
+// connection (EOF, write_eof), and the Python type.
 #include "stream_transport.hpp"
 
-#include <unistd.h>
+#include <sys/socket.h>
 
-#include <algorithm>
 #include <cerrno>
-#include <cstddef>
-#include <deque>
-#include <new>
-#include <vector>
 
-#include <structmember.h>
-
-#include "handle.hpp"
-#include "loop.hpp"
+#include "methods.hpp"
 
 namespace cxxloop::py {
 
-bool must_propagate() {
-    return PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
-}
-
-int report_to_loop(PyObject* t, const char* message, PyObject* exc) {
-    StreamData* d = stream_data(t);
-    Ref context = Ref::steal(Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport", t,
-                                           "protocol", d->protocol ? d->protocol : Py_None));
-    if (!context) return -1;
-    Ref r = Ref::steal(PyObject_CallMethodOneArg(d->loop, g.s_call_exception_handler, context.get()));
-    return r ? 0 : -1;
-}
-
-int report_raised_to_loop(PyObject* t, const char* message) {
-    if (must_propagate()) return -1;
-    Ref exc = Ref::steal(PyErr_GetRaisedException());
-    return report_to_loop(t, message, exc.get());
-}
-
-int stream_schedule(PyObject* t, uint32_t events) {
-    StreamData* d = stream_data(t);
-    d->pending |= events;
-    if (d->queued) return 0;
-    if (push_ready(stream_loop(d), t) < 0) return -1;
-    d->queued = true;
-    return 0;
-}
-
-int stream_run_io(PyObject* t) {
-    StreamData* d = stream_data(t);
-    d->queued = false;
-    uint32_t events = std::exchange(d->pending, 0u);
-    if (d->kind == TransportKind::write_pipe) {
-        // asyncio watches a write pipe for reading only to learn that the
-        // other end is gone (a pipe's writer gets EPOLLERR, a socket EOF).
-        bool gone = (events & kHangup) || ((events & kReadable) && d->peer_watch);
-        if (gone && !d->conn_lost) return pipe_peer_closed(t);
-    } else if (d->kind == TransportKind::datagram) {
-        if ((events & kReadable) && !d->closing && datagram_read_ready(t) < 0) return -1;
-        if ((events & kWritable) && !d->dgram->queue.empty() && d->sock) return datagram_write_ready(t);
-        return 0;
-    } else {
-        if (events & kHangup) d->peer_closed = true;
-        // Read first, then write: the order of the selector loop's callbacks.
-        if ((events & kReadable) && !d->closing && !d->paused && !d->read_eof && stream_read_ready(t) < 0) return -1;
+int StreamTransport::on_events(uint32_t events) {
+    if (events & kHangup) peer_closed = true;
+    // Read first, then write: the order of the selector loop's callbacks.
+    if ((events & kReadable) && !closing && !paused && !read_eof && read_ready() < 0) return -1;
+    if ((events & kWritable) && has_queued_writes() && sock) {
+        return queue.empty() && sendfile_active() ? sendfile_ready() : flush();
     }
-    bool sending = !d->queue.empty() || stream_sendfile_active(d);
-    if ((events & kWritable) && sending && d->sock) return stream_write_ready(t);
     return 0;
 }
 
-// Raises if the loop is closed, as asyncio's transports do when used after
-// loop.close().
-int stream_call_soon(PyObject* t, PyObject* callback, PyObject* const* args, size_t nargs) {
-    CoreLoop* loop = stream_loop(stream_data(t));
-    if (check_closed(loop) < 0) return -1;
-    Ref h = Ref::steal(soon_handle_new(loop, callback, args, Py_ssize_t(nargs), nullptr));
-    return h ? push_ready(loop, h.get()) : -1;
+int StreamTransport::on_eof() {
+    ModuleState* st = state();
+    if (core_loop()->s.debug) {
+        Ref r = Ref::steal(PyObject_CallMethod(st->logger, "debug", "sO", "%r received EOF", object()));
+        if (!r) return -1;
+    }
+    Ref keep_open = Ref::steal(PyObject_CallMethodNoArgs(protocol, st->s_eof_received));
+    int truth = keep_open ? PyObject_IsTrue(keep_open.get()) : -1;
+    if (truth < 0) {
+        return must_propagate() ? -1 : fatal_error("Fatal error: protocol.eof_received() call failed.");
+    }
+    if (truth) {
+        // The protocol may still write, but nothing more can be received.
+        read_eof = true;
+        return 0;
+    }
+    return close();
+}
+
+const char* StreamTransport::write_refused() const {
+    if (sendfile_active()) return "unable to %s; sendfile is in progress";
+    return ByteStreamTransport::write_refused();
+}
+
+ssize_t StreamTransport::write_some(const void* buf, size_t len) {
+    for (;;) {
+        ssize_t r = send(fd, buf, len, MSG_NOSIGNAL);
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+ssize_t StreamTransport::write_iov(iovec* iov, int n) {
+    msghdr msg{};
+    msg.msg_iov = iov;
+    msg.msg_iovlen = size_t(n);
+    for (;;) {
+        ssize_t r = sendmsg(fd, &msg, MSG_NOSIGNAL);
+        if (r >= 0 || errno != EINTR) return r;
+    }
+}
+
+int StreamTransport::after_flush() {
+    // A sendfile waits for the queue to drain before it starts.
+    return sendfile_active() ? sendfile_ready() : write_done();
+}
+
+int StreamTransport::drop_queued_writes(PyObject* exc) {
+    queue.clear();
+    return sendfile_abort(exc);
+}
+
+int StreamTransport::traverse_kind(visitproc visit, void* arg) const {
+    Py_VISIT(sendfile.waiter);
+    return ByteStreamTransport::traverse_kind(visit, arg);
+}
+
+void StreamTransport::clear_kind() {
+    Py_CLEAR(sendfile.waiter);
+    ByteStreamTransport::clear_kind();
 }
 
 namespace {
 
-template <size_t N>
-int call_soon(PyObject* t, PyObject* callback, PyObject* const (&args)[N]) {
-    return stream_call_soon(t, callback, args, N);
-}
-
-}  // namespace
-
-int stream_schedule_connection_lost(PyObject* t, PyObject* exc) {
-    Ref cb = Ref::steal(PyObject_GetAttr(t, g.s_call_connection_lost));
-    return cb ? call_soon(t, cb.get(), {exc}) : -1;
-}
-
-namespace {
-
-// A forked child shares the parent's epoll instance; it must not touch it.
-bool poller_usable(CoreLoop* loop) { return loop->s.poller && !inherited_across_fork(loop); }
-
-int register_fd(PyObject* t) {
-    StreamData* d = stream_data(t);
-    CoreLoop* loop = stream_loop(d);
-    FdWatch* w = fd_watch(loop, d->fd);
-    if (!w) return -1;
-    int err = loop->s.poller->add(d->fd, kReadable | kWritable, uint64_t(d->fd), true);
-    if (err < 0) {
-        errno = -err;
+// sock.shutdown(SHUT_WR), through the socket's own method for a subclass.
+int shutdown_write(StreamTransport* tr) {
+    if (!tr->socket_methods) {
+        if (shutdown(tr->fd, SHUT_WR) == 0) return 0;
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
-    w->transport = Py_NewRef(t);
-    d->registered = true;
-    return 0;
-}
-
-}  // namespace
-
-void stream_unregister(PyObject* t) {
-    StreamData* d = stream_data(t);
-    if (!std::exchange(d->registered, false)) return;
-    CoreLoop* loop = stream_loop(d);
-    if (poller_usable(loop)) loop->s.poller->remove(d->fd);
-    auto& fds = loop->s.fds;
-    if (size_t(d->fd) < fds.size() && fds[size_t(d->fd)].transport == t) {
-        fds[size_t(d->fd)].transport = nullptr;
-        Py_DECREF(t);
-    }
-}
-
-namespace {
-
-// server._attach(transport) / _detach(transport) on 3.13+, no argument before.
-int notify_server(PyObject* server, const char* method, PyObject* t) {
-#if PY_VERSION_HEX >= 0x030D0000
-    Ref r = Ref::steal(PyObject_CallMethod(server, method, "O", t));
-#else
-    (void)t;
-    Ref r = Ref::steal(PyObject_CallMethod(server, method, nullptr));
-#endif
+    Ref how = Ref::steal(PyLong_FromLong(SHUT_WR));
+    Ref r = how ? Ref::steal(PyObject_CallMethodOneArg(tr->sock, tr->state()->s_shutdown, how.get())) : Ref();
     return r ? 0 : -1;
 }
 
-int set_protocol(PyObject* t, PyObject* protocol) {
-    int buffered = PyObject_IsInstance(protocol, g.BufferedProtocol);
-    if (buffered < 0) return -1;
-    StreamData* d = stream_data(t);
-    d->buffered = buffered;
-    set_ref(&d->protocol, protocol);
+}  // namespace
+
+int StreamTransport::write_done() {
+    if (closing) return connection_lost(Py_None);
+    if (eof && shutdown_write(this) < 0) return write_failed();
     return 0;
 }
 
-// extra[key] = sock.<method>(), or None if the socket refuses (OSError).
-int store_address(PyObject* extra, const char* key, PyObject* sock, const char* method) {
-    Ref addr = Ref::steal(PyObject_CallMethod(sock, method, nullptr));
-    if (!addr) {
-        if (!PyErr_ExceptionMatches(PyExc_OSError)) return -1;
-        PyErr_Clear();
-        addr = Ref::borrow(Py_None);
+int StreamTransport::write_eof() {
+    if (closing || eof) return 0;
+    eof = true;
+    return has_queued_writes() ? 0 : shutdown_write(this);
+}
+
+namespace {
+
+StreamTransport* socket_of(PyObject* t) { return kind_of<StreamTransport>(t); }
+
+PyObject* write_eof_method(PyObject* t, PyObject*) {
+    if (socket_of(t)->write_eof() < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* can_write_eof_method(PyObject*, PyObject*) { Py_RETURN_TRUE; }
+
+const PyMethodDef stream_eof_methods[] = {
+    method_noargs<write_eof_method>("write_eof", "Shut the write side down once buffered data is sent."),
+    method_noargs<can_write_eof_method>("can_write_eof", "Return True: stream sockets support write_eof()."),
+    kMethodsEnd,
+};
+
+PyObject* repr(PyObject* t) {
+    StreamTransport* tr = socket_of(t);
+    const char* state = !tr->sock ? " closed" : tr->closing ? " closing" : "";
+    const char* name = Py_TYPE(t)->tp_name;
+    if (!tr->sock || tr->core_loop()->s.closed) return PyUnicode_FromFormat("<%s%s fd=%d>", name, state, tr->fd);
+    bool reading = !tr->closing && !tr->paused && !tr->read_eof;
+    return PyUnicode_FromFormat("<%s%s fd=%d read=%s write=<%s, bufsize=%zu>>", name, state, tr->fd,
+                                reading ? "polling" : "idle", tr->has_queued_writes() ? "polling" : "idle",
+                                tr->write_buffer_size());
+}
+
+// loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None,
+// server=None, context=None)
+PyObject* make_socket_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
+    static const char* kwlist[] = {"sock", "protocol", "waiter", "extra", "server", "context", nullptr};
+    PyObject *sock, *protocol, *waiter = Py_None, *extra = Py_None, *server = Py_None, *context = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$OOO:_make_socket_transport", const_cast<char**>(kwlist),
+                                     &sock, &protocol, &waiter, &extra, &server, &context)) {
+        return nullptr;
     }
-    return PyMapping_SetItemString(extra, key, addr.get());
+    return stream_transport_new(reinterpret_cast<CoreLoop*>(op), sock, protocol, waiter, extra, server, context);
 }
 
 }  // namespace
 
-int stream_fill_extra(PyObject* extra, PyObject* sock) {
-    Ref trsock = Ref::steal(PyObject_CallOneArg(g.TransportSocket, sock));
-    if (!trsock || PyMapping_SetItemString(extra, "socket", trsock.get()) < 0) return -1;
-    if (store_address(extra, "sockname", sock, "getsockname") < 0) return -1;
-    int has_peer = PyMapping_HasKeyString(extra, "peername");
-    return has_peer ? 0 : store_address(extra, "peername", sock, "getpeername");
-}
-
-int sock_fileno(PyObject* sock) {
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, g.s_fileno));
-    if (!r) return -1;
-    long fd = PyLong_AsLong(r.get());
-    if (fd == -1 && PyErr_Occurred()) return -1;
-    if (fd < 0 || fd > INT32_MAX) {
-        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
-        return -1;
-    }
-    return int(fd);
-}
-
-PyObject* stream_transport_start(CoreLoop* loop, PyTypeObject* type, TransportKind kind, int fd, PyObject* sock,
-                                 PyObject* protocol, PyObject* waiter, PyObject* extra, PyObject* server) {
-    if (size_t(fd) < loop->s.fds.size() && loop->s.fds[size_t(fd)].transport) {
-        PyErr_Format(PyExc_RuntimeError, "File descriptor %d is used by transport %R", fd,
-                     loop->s.fds[size_t(fd)].transport);
-        return nullptr;
-    }
-    Ref t = Ref::steal(PyType_GenericAlloc(type, 0));
+PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
+                               PyObject* server, PyObject* context) {
+    if (check_closed(loop) < 0 || check_context_arg(context) < 0) return nullptr;
+    ModuleState* st = loop->s.st;
+    int fd = sock_fileno(st, sock);
+    if (fd < 0) return nullptr;
+    Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
+    if (!extra_dict || fill_socket_extra(st, extra_dict.get(), sock) < 0) return nullptr;
+    Ref r = Ref::steal(PyObject_CallOneArg(st->set_nodelay, sock));
+    if (!r) return nullptr;
+    Ref own_context = Ref::steal(context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context));
+    if (!own_context) return nullptr;
+    Ref t = Ref::steal(
+        new_transport<StreamTransport>(st->stream_transport_type, loop, fd, own_context.get(), context != Py_None));
     if (!t) return nullptr;
-    StreamData* d = stream_data(t.get());
-    new (d) StreamData();
-    d->loop = Py_NewRef(reinterpret_cast<PyObject*>(loop));
-    d->fd = fd;
-    d->kind = kind;
-    if (kind == TransportKind::datagram) {
-        d->dgram.reset(new (std::nothrow) DatagramState());
-        if (!d->dgram) {
-            PyErr_NoMemory();
-            return nullptr;
-        }
-    }
-    d->high_water = 64 * 1024;
-    d->low_water = 16 * 1024;
-    d->extra = Py_NewRef(extra);
-    if (set_protocol(t.get(), protocol) < 0 || register_fd(t.get()) < 0) return nullptr;
-    // From here the transport owns `sock`; a failure below leaves it to be
-    // closed like any other transport's.
-    d->sock = Py_NewRef(sock);
-    if (server != Py_None) {
-        d->server = Py_NewRef(server);
-        if (notify_server(server, "_attach", t.get()) < 0) return nullptr;
-    }
-    Ref made = Ref::steal(PyObject_GetAttr(protocol, g.s_connection_made));
-    if (!made || call_soon(t.get(), made.get(), {t.get()}) < 0) return nullptr;
-    if (waiter != Py_None && call_soon(t.get(), g.set_result_unless_cancelled, {waiter, Py_None}) < 0) return nullptr;
+    StreamTransport* tr = socket_of(t.get());
+    tr->socket_methods = Py_TYPE(sock) != reinterpret_cast<PyTypeObject*>(st->socket_type);
+    if (tr->start(sock, protocol, waiter, extra_dict.get(), server) < 0) return nullptr;
     return t.release();
 }
 
-PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra,
-                               PyObject* server) {
-    if (check_closed(loop) < 0) return nullptr;
-    int fd = sock_fileno(sock);
-    if (fd < 0) return nullptr;
-    Ref extra_dict = Ref::steal(extra == Py_None ? PyDict_New() : Py_NewRef(extra));
-    if (!extra_dict || stream_fill_extra(extra_dict.get(), sock) < 0) return nullptr;
-    Ref r = Ref::steal(PyObject_CallOneArg(g.set_nodelay, sock));
-    if (!r) return nullptr;
-    return stream_transport_start(loop, g.StreamTransport, TransportKind::socket, fd, sock, protocol, waiter,
-                                  extra_dict.get(), server);
-}
-
-namespace {
-
-// loop._make_socket_transport(sock, protocol, waiter=None, *, extra=None, server=None)
-PyObject* make_socket_transport(PyObject* op, PyObject* args, PyObject* kwargs) {
-    static const char* kwlist[] = {"sock", "protocol", "waiter", "extra", "server", nullptr};
-    PyObject *sock, *protocol, *waiter = Py_None, *extra = Py_None, *server = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O$OO:_make_socket_transport", const_cast<char**>(kwlist),
-                                     &sock, &protocol, &waiter, &extra, &server)) {
-        return nullptr;
-    }
-    return stream_transport_new(reinterpret_cast<CoreLoop*>(op), sock, protocol, waiter, extra, server);
-}
-
-}  // namespace
-
-int stream_force_close(PyObject* t, PyObject* exc) {
-    StreamData* d = stream_data(t);
-    if (d->conn_lost) return 0;
-    d->queue.clear();
-    if (d->dgram) d->dgram->clear();
-    d->closing = true;
-    d->conn_lost++;
-    if (stream_sendfile_abort(t, exc) < 0) return -1;
-    return stream_schedule_connection_lost(t, exc);
-}
-
-namespace {
-
-// asyncio logs an OSError of a socket or write pipe transport only in
-// debug mode, since peers reset connections all the time; a read pipe's
-// only if it is EIO (a closed pty), and reports any other to the
-// exception handler.
-bool is_quiet_error(StreamData* d, PyObject* exc) {
-    if (!PyErr_GivenExceptionMatches(exc, PyExc_OSError)) return false;
-    if (d->kind != TransportKind::read_pipe) return true;
-    Ref err = Ref::steal(PyObject_GetAttrString(exc, "errno"));
-    if (!err) {
-        PyErr_Clear();
-        return false;
-    }
-    return PyLong_Check(err.get()) && PyLong_AsLong(err.get()) == EIO;
-}
-
-}  // namespace
-
-int stream_fatal_error(PyObject* t, const char* message) {
-    Ref exc = Ref::steal(PyErr_GetRaisedException());
-    StreamData* d = stream_data(t);
-    if (is_quiet_error(d, exc.get())) {
-        if (stream_loop(d)->s.debug) {
-            Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", exc.get()));
-            Ref debug = Ref::steal(PyObject_GetAttrString(g.logger, "debug"));
-            Ref args = Ref::steal(Py_BuildValue("(sOs)", "%r: %s", t, message));
-            if (!kw || !debug || !args) return -1;
-            Ref r = Ref::steal(PyObject_Call(debug.get(), args.get(), kw.get()));
-            if (!r) return -1;
-        }
-    } else if (report_to_loop(t, message, exc.get()) < 0) {
-        return -1;
-    }
-    return stream_force_close(t, exc.get());
-}
-
-int stream_close(PyObject* t) {
-    StreamData* d = stream_data(t);
-    if (d->closing) return 0;
-    d->closing = true;
-    // The last flush, or the end of a sendfile, calls connection_lost.
-    if (has_queued_writes(d)) return 0;
-    d->conn_lost++;
-    return stream_schedule_connection_lost(t, Py_None);
-}
-
-namespace {
-
-// The `finally:` half of connection_lost: the transport lets go of its
-// fd, socket, protocol and server.
-int release_socket(PyObject* t) {
-    StreamData* d = stream_data(t);
-    stream_unregister(t);
-    Py_CLEAR(d->protocol);
-    Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
-    if (!r) return -1;
-    Ref server = Ref::steal(std::exchange(d->server, nullptr));
-    return server ? notify_server(server.get(), "_detach", t) : 0;
-}
-
-}  // namespace
-
-int stream_connection_lost(PyObject* t, PyObject* exc) {
-    StreamData* d = stream_data(t);
-    if (!d->sock) return 0;
-    Ref keep = Ref::borrow(t);  // the fd table's reference goes below
-    Ref r;
-    if (d->protocol) r = Ref::steal(PyObject_CallMethodOneArg(d->protocol, g.s_connection_lost, exc));
-    Ref pending = Ref::steal(PyErr_GetRaisedException());
-    int rc = release_socket(t);
-    if (pending) {
-        if (rc < 0) PyErr_WriteUnraisable(t);
-        PyErr_SetRaisedException(pending.release());
-        return -1;
-    }
-    return rc;
-}
-
-namespace {
-
-PyObject* StreamTransport_close(PyObject* t, PyObject*) {
-    if (stream_close(t) < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-PyObject* StreamTransport_abort(PyObject* t, PyObject*) {
-    if (stream_force_close(t, Py_None) < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-// asyncio's _force_close(exc), which sslproto calls on its transport.
-PyObject* StreamTransport_force_close(PyObject* t, PyObject* exc) {
-    if (stream_force_close(t, exc) < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-PyObject* StreamTransport_call_connection_lost(PyObject* t, PyObject* exc) {
-    if (stream_connection_lost(t, exc) < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-PyObject* StreamTransport_is_closing(PyObject* t, PyObject*) { return PyBool_FromLong(stream_data(t)->closing); }
-
-PyObject* StreamTransport_get_extra_info(PyObject* t, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs < 1 || nargs > 2) {
-        PyErr_Format(PyExc_TypeError, "get_extra_info() takes 1 or 2 arguments (%zd given)", nargs);
-        return nullptr;
-    }
-    PyObject* dflt = nargs == 2 ? args[1] : Py_None;
-    PyObject* extra = stream_data(t)->extra;
-    if (!extra) return Py_NewRef(dflt);  // cleared by the GC
-    if (PyDict_CheckExact(extra)) {
-        PyObject* v = PyDict_GetItemWithError(extra, args[0]);
-        if (v) return Py_NewRef(v);
-        return PyErr_Occurred() ? nullptr : Py_NewRef(dflt);
-    }
-    return PyObject_CallMethod(extra, "get", "OO", args[0], dflt);
-}
-
-PyObject* StreamTransport_set_protocol(PyObject* t, PyObject* protocol) {
-    if (set_protocol(t, protocol) < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-PyObject* StreamTransport_get_protocol(PyObject* t, PyObject*) {
-    PyObject* p = stream_data(t)->protocol;
-    return Py_NewRef(p ? p : Py_None);
-}
-
-PyObject* StreamTransport_repr(PyObject* t) {
-    StreamData* d = stream_data(t);
-    if (is_pipe(d)) return pipe_repr(t);
-    const char* state = !d->sock ? " closed" : d->closing ? " closing" : "";
-    if (!d->sock || stream_loop(d)->s.closed) {
-        return PyUnicode_FromFormat("<%s%s fd=%d>", Py_TYPE(t)->tp_name, state, d->fd);
-    }
-    bool reading = !d->closing && !d->paused && !d->read_eof;
-    return PyUnicode_FromFormat("<%s%s fd=%d read=%s write=<%s, bufsize=%zu>>", Py_TYPE(t)->tp_name, state, d->fd,
-                                reading ? "polling" : "idle", has_queued_writes(d) ? "polling" : "idle",
-                                write_buffer_size(d));
-}
-
-// The selector transport's __del__: an unclosed transport warns and closes
-// its socket. A registered transport is owned by the loop's fd table, so
-// this only runs for one the loop already let go of (loop closed).
-void StreamTransport_finalize(PyObject* t) {
-    StreamData* d = stream_data(t);
-    if (!d->sock) return;
-    Ref pending = Ref::steal(PyErr_GetRaisedException());
-    if (PyErr_ResourceWarning(t, 1, "unclosed transport %R", t) < 0) PyErr_WriteUnraisable(t);
-    Ref sock = Ref::steal(std::exchange(d->sock, nullptr));
-    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock.get(), g.s_close));
-    if (!r) PyErr_WriteUnraisable(t);
-    if (Ref server = Ref::steal(std::exchange(d->server, nullptr)); server) {
-        if (notify_server(server.get(), "_detach", t) < 0) PyErr_WriteUnraisable(t);
-    }
-    PyErr_SetRaisedException(pending.release());
-}
-
-int StreamTransport_traverse(PyObject* t, visitproc visit, void* arg) {
-    StreamData* d = stream_data(t);
-    Py_VISIT(Py_TYPE(t));
-    Py_VISIT(d->loop);
-    Py_VISIT(d->sock);
-    Py_VISIT(d->protocol);
-    Py_VISIT(d->server);
-    Py_VISIT(d->extra);
-    Py_VISIT(d->sendfile.waiter);
-    Py_VISIT(d->dict);
-    if (d->dgram) {
-        int rc = d->dgram->traverse(visit, arg);
-        if (rc) return rc;
-    }
-    return d->queue.traverse(visit, arg);
-}
-
-int StreamTransport_clear(PyObject* t) {
-    StreamData* d = stream_data(t);
-    d->queue.clear();
-    if (d->dgram) {
-        d->dgram->clear();
-        Py_CLEAR(d->dgram->address);
-        Py_CLEAR(d->dgram->last_addr);
-    }
-    Py_CLEAR(d->sendfile.waiter);
-    Py_CLEAR(d->dict);
-    Py_CLEAR(d->protocol);
-    Py_CLEAR(d->server);
-    Py_CLEAR(d->extra);
-    Py_CLEAR(d->sock);
-    // The loop goes last and only when unregistered: stream_unregister needs it.
-    if (!d->registered) Py_CLEAR(d->loop);
-    return 0;
-}
-
-void StreamTransport_dealloc(PyObject* t) {
-    PyTypeObject* tp = Py_TYPE(t);
-    if (PyObject_CallFinalizerFromDealloc(t) < 0) return;  // resurrected
-    PyObject_GC_UnTrack(t);
-    StreamData* d = stream_data(t);
-    if (d->weakreflist) PyObject_ClearWeakRefs(t);
-    StreamTransport_clear(t);
-    Py_CLEAR(d->loop);
-    d->~StreamData();
-    tp->tp_free(t);
-    Py_DECREF(tp);
-}
-
-PyObject* get_loop(PyObject* t, void*) {
-    StreamData* d = stream_data(t);
-    return Py_NewRef(d->sock && d->loop ? d->loop : Py_None);
-}
-PyObject* get_sock(PyObject* t, void*) {
-    PyObject* s = stream_data(t)->sock;
-    return Py_NewRef(s ? s : Py_None);
-}
-PyObject* get_sock_fd(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->fd); }
-PyObject* get_extra(PyObject* t, void*) {
-    PyObject* e = stream_data(t)->extra;
-    return Py_NewRef(e ? e : Py_None);
-}
-PyObject* get_server(PyObject* t, void*) {
-    PyObject* s = stream_data(t)->server;
-    return Py_NewRef(s ? s : Py_None);
-}
-PyObject* get_closing(PyObject* t, void*) { return PyBool_FromLong(stream_data(t)->closing); }
-PyObject* get_conn_lost(PyObject* t, void*) { return PyLong_FromLong(stream_data(t)->conn_lost); }
-
-}  // namespace
-
-PyMethodDef stream_core_methods[] = {
-    {"close", StreamTransport_close, METH_NOARGS, "Close after flushing buffered data; connection_lost(None) follows."},
-    {"abort", StreamTransport_abort, METH_NOARGS, "Close now, dropping buffered data; connection_lost(None) follows."},
-    {"is_closing", StreamTransport_is_closing, METH_NOARGS, "Return True once close() or abort() was called."},
-    {"get_extra_info", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(StreamTransport_get_extra_info)),
-     METH_FASTCALL, "get_extra_info(name, default=None)"},
-    {"set_protocol", StreamTransport_set_protocol, METH_O, "Replace the protocol."},
-    {"get_protocol", StreamTransport_get_protocol, METH_NOARGS, "Return the protocol."},
-    {"_call_connection_lost", StreamTransport_call_connection_lost, METH_O, nullptr},
-    {"_force_close", StreamTransport_force_close, METH_O, nullptr},
-    {nullptr, nullptr, 0, nullptr},
+const PyMethodDef loop_stream_methods[] = {
+    method_varargs_kw<make_socket_transport>("_make_socket_transport", nullptr),
+    kMethodsEnd,
 };
 
-PyGetSetDef stream_core_getsets[] = {
-    {"_loop", get_loop, nullptr, nullptr, nullptr},
-    {"_sock", get_sock, nullptr, nullptr, nullptr},
-    {"_sock_fd", get_sock_fd, nullptr, nullptr, nullptr},
-    {"_extra", get_extra, nullptr, nullptr, nullptr},
-    {"_server", get_server, nullptr, nullptr, nullptr},
-    {"_closing", get_closing, nullptr, nullptr, nullptr},
-    {"_conn_lost", get_conn_lost, nullptr, nullptr, nullptr},
-    {nullptr, nullptr, nullptr, nullptr, nullptr},
-};
-
-namespace {
-
-// Concatenates null-terminated tables (methods or getsets) into one.
-const char* entry_name(const PyMethodDef& m) { return m.ml_name; }
-const char* entry_name(const PyGetSetDef& gs) { return gs.name; }
-
-template <class T>
-std::vector<T> join(std::initializer_list<T*> tables) {
-    std::vector<T> out;
-    for (T* table : tables) {
-        for (T* e = table; entry_name(*e); ++e) out.push_back(*e);
-    }
-    out.push_back(T{});
-    return out;
-}
-
-}  // namespace
-
-PyMethodDef loop_stream_methods[] = {
-    {"_make_socket_transport", reinterpret_cast<PyCFunction>(reinterpret_cast<void (*)()>(make_socket_transport)),
-     METH_VARARGS | METH_KEYWORDS, nullptr},
-    {nullptr, nullptr, 0, nullptr},
-};
-
-PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
-                                  std::initializer_list<PyMethodDef*> methods,
-                                  std::initializer_list<PyGetSetDef*> getsets) {
-    // The types keep pointers to their tables: those live as long as the
-    // process (a deque never moves what it holds).
-    static std::deque<std::vector<PyMethodDef>> method_tables;
-    static std::deque<std::vector<PyGetSetDef>> getset_tables;
-    std::vector<PyMethodDef>* method_table = &method_tables.emplace_back(join<PyMethodDef>(methods));
-    std::vector<PyGetSetDef>* getset_table = &getset_tables.emplace_back(join<PyGetSetDef>(getsets));
-    static PyMemberDef members[] = {
-        {"__weaklistoffset__", T_PYSSIZET, 0, READONLY, nullptr},
-        {"__dictoffset__", T_PYSSIZET, 0, READONLY, nullptr},
-        {nullptr, 0, 0, 0, nullptr},
-    };
-    members[0].offset = g.stream_data_offset + Py_ssize_t(offsetof(StreamData, weakreflist));
-    members[1].offset = g.stream_data_offset + Py_ssize_t(offsetof(StreamData, dict));
-    PyType_Slot slots[] = {
-        {Py_tp_dealloc, reinterpret_cast<void*>(StreamTransport_dealloc)},
-        {Py_tp_finalize, reinterpret_cast<void*>(StreamTransport_finalize)},
-        {Py_tp_traverse, reinterpret_cast<void*>(StreamTransport_traverse)},
-        {Py_tp_clear, reinterpret_cast<void*>(StreamTransport_clear)},
-        {Py_tp_repr, reinterpret_cast<void*>(StreamTransport_repr)},
-        {Py_tp_methods, method_table->data()},
-        {Py_tp_getset, getset_table->data()},
-        {Py_tp_members, members},
-        {Py_tp_doc, const_cast<char*>(doc)},
-        {0, nullptr},
-    };
-    PyType_Spec spec = {
-        name,
-        int(g.stream_data_offset + Py_ssize_t(sizeof(StreamData))),
-        0,
-        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
-        slots,
-    };
-    return reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases));
-}
-
-int init_stream_transport_type(PyObject* module) {
-    Ref transports = Ref::steal(PyImport_ImportModule("asyncio.transports"));
-    if (!transports) return -1;
-    Ref base = Ref::steal(PyObject_GetAttrString(transports.get(), "_FlowControlMixin"));
-    if (!base) return -1;
-    // The largest base of the three types (the pipe types' bases are
-    // smaller), so that StreamData sits at the same offset in each.
-    Py_ssize_t end = reinterpret_cast<PyTypeObject*>(base.get())->tp_basicsize;
-    constexpr Py_ssize_t align = alignof(StreamData);
-    g.stream_data_offset = (end + align - 1) / align * align;
-
-    g.StreamTransport = make_transport_type(
-        module, "cxxloop._core.StreamTransport", "A TCP or Unix stream socket transport.", base.get(),
-        {stream_core_methods, stream_read_methods, stream_write_methods, stream_flow_methods, stream_sendfile_methods},
-        {stream_core_getsets, stream_write_getsets});
-    if (!g.StreamTransport) return -1;
-    PyObject* type = reinterpret_cast<PyObject*>(g.StreamTransport);
+int init_stream_transport_type(PyObject* module, ModuleState* st) {
+    static const TransportTables tables(
+        {transport_methods, byte_stream_read_methods, byte_stream_write_methods, stream_eof_methods,
+         flow_control_methods, stream_sendfile_methods},
+        {transport_getsets, flow_control_getsets});
+    st->stream_transport_type =
+        make_transport_type(module, "cxxloop._core.StreamTransport", "A TCP or Unix stream socket transport.",
+                            st->FlowControlMixin, sizeof(StreamTransport), tables, slot<repr>());
+    if (!st->stream_transport_type) return -1;
+    PyObject* type = reinterpret_cast<PyObject*>(st->stream_transport_type);
     // Class attributes asyncio reads: start_tls may wrap this transport;
     // loop.sendfile tries the native zero-copy path (Loop._sendfile_native).
-    Ref constants = Ref::steal(PyImport_ImportModule("asyncio.constants"));
-    if (!constants) return -1;
-    Ref modes = Ref::steal(PyObject_GetAttrString(constants.get(), "_SendfileMode"));
-    if (!modes) return -1;
-    Ref native = Ref::steal(PyObject_GetAttrString(modes.get(), "TRY_NATIVE"));
-    if (!native || PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
-        PyObject_SetAttrString(type, "_sendfile_compatible", native.get()) < 0) {
+    if (PyObject_SetAttrString(type, "_start_tls_compatible", Py_True) < 0 ||
+        PyObject_SetAttrString(type, "_sendfile_compatible", st->sendfile_try_native) < 0) {
         return -1;
     }
     return PyModule_AddObjectRef(module, "StreamTransport", type);

@@ -1,9 +1,9 @@
 // The outgoing data of a stream transport that the kernel did not take yet.
 //
 // Each chunk holds a buffer export (Py_buffer) of the object the user wrote,
-// so immutable data (bytes, read-only memoryviews) is queued by reference
-// and its memory cannot move or be released while queued; a mutable buffer
-// is copied into a new bytes first, because the caller may reuse it as soon
+// so immutable data (bytes, memoryviews of bytes) is queued by reference
+// and its memory cannot move or be released while queued; anything else is
+// copied into a new bytes first, because the caller may change it as soon
 // as write() returns.
 #pragma once
 
@@ -50,7 +50,10 @@ public:
         return n;
     }
 
-    // Drops `n` sent bytes from the front.
+    // Drops `n` sent bytes from the front. Each chunk leaves the queue
+    // before its export is released: releasing one can run code (a
+    // buffer's __release_buffer__, a __del__) that writes to the
+    // transport again.
     void consume(size_t n) noexcept {
         bytes_ -= n;
         while (n) {
@@ -61,18 +64,21 @@ public:
                 return;
             }
             n -= left;
-            PyBuffer_Release(&c.view);
+            Py_buffer done = c.view;
             chunks_.pop_front();
+            PyBuffer_Release(&done);
         }
     }
 
-    // Releases every export. Moves the chunks out first: releasing one can
-    // run arbitrary code that writes to the transport again.
+    // Releases every export, each chunk out of the queue first (as in
+    // consume); it allocates nothing, so it can run from tp_clear.
     void clear() noexcept {
-        std::deque<Chunk> old;
-        old.swap(chunks_);
-        bytes_ = 0;
-        for (Chunk& c : old) PyBuffer_Release(&c.view);
+        while (!chunks_.empty()) {
+            Chunk done = chunks_.front();
+            chunks_.pop_front();
+            bytes_ -= size_t(done.view.len) - done.offset;
+            PyBuffer_Release(&done.view);
+        }
     }
 
     int traverse(visitproc visit, void* arg) const {

@@ -15,7 +15,18 @@ from __future__ import annotations
 
 import inspect
 import sys
-from asyncio import base_events, constants, coroutines, events, format_helpers, futures, sslproto, transports, unix_events
+from asyncio import (
+    base_events,
+    constants,
+    coroutines,
+    events,
+    format_helpers,
+    futures,
+    selector_events,
+    sslproto,
+    transports,
+    unix_events,
+)
 from typing import Any
 
 VERSION = sys.version_info[:2]
@@ -35,6 +46,18 @@ SSL_SHUTDOWN_TIMEOUT: float = constants.SSL_SHUTDOWN_TIMEOUT
 # --- helpers the Python side calls ---
 
 is_debug_mode = coroutines._is_debug_mode
+check_sendfile_params = base_events.BaseEventLoop._check_sendfile_params
+
+
+def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, server: Any, backlog: int,
+                  ssl_handshake_timeout: Any, ssl_shutdown_timeout: Any, context: Any) -> None:
+    """asyncio's own _start_serving (for TLS servers), with the context=
+    that only 3.15's takes."""
+    args = (protocol_factory, sock, sslcontext, server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
+    if context is not None:
+        UnixSelectorEventLoop._start_serving(loop, *args, context=context)
+    else:
+        UnixSelectorEventLoop._start_serving(loop, *args)
 
 # The coroutine-function test asyncio itself applies to callbacks: 3.14
 # deprecates the public asyncio.iscoroutinefunction and keeps this one.
@@ -51,6 +74,12 @@ def set_event_loop_policy(policy: Any) -> None:
     for callers (cxxloop.install) that exist to set one."""
     setter = getattr(events, "_set_event_loop_policy", None) or events.set_event_loop_policy
     setter(policy)
+
+
+# 3.11's default child watcher waits in a thread and reports the exit with
+# call_soon_threadsafe, so process_exited() runs in that thread's empty
+# context; from 3.12 the pidfd watcher reports it from the loop.
+CHILD_EXIT_IN_EMPTY_CONTEXT = VERSION < (3, 12)
 
 
 def child_watcher_of_policy() -> Any:
@@ -72,6 +101,10 @@ def child_watcher_of_policy() -> Any:
 
 # --- for the C++ core (csrc/py/module_state.cpp reads these at import) ---
 
+# The Python base of the handles call_soon_threadsafe returns: 3.14 gave
+# them a class of their own, whose cancel() waits for a running callback.
+ThreadSafeHandle = getattr(events, "_ThreadSafeHandle", events.Handle)
+
 set_running_loop = events._set_running_loop
 get_running_loop = events._get_running_loop
 format_callback_source = format_helpers._format_callback_source
@@ -88,8 +121,15 @@ ACCEPT_RETRY_DELAY: float = constants.ACCEPT_RETRY_DELAY
 CREATE_TASK_PASSES_KWARGS = bool(base_events.BaseEventLoop.create_task.__code__.co_flags & inspect.CO_VARKEYWORDS)
 # Server._attach/_detach take the transport from 3.13 on.
 SERVER_ATTACH_TAKES_TRANSPORT = len(inspect.signature(base_events.Server._attach).parameters) == 2
-# From 3.15 asyncio's Server keeps the context it was created in
-# (Server._context), and each accepted connection runs in a copy of it.
-SERVER_HAS_CONTEXT = VERSION >= (3, 15)
 # 3.13 shows a failed callback's arguments only in debug mode.
 FORMAT_CALLBACK_SOURCE_HAS_DEBUG = "debug" in inspect.signature(format_helpers._format_callback_source).parameters
+# asyncio's socket transport writelines() joins the items (b"".join)
+# before 3.12, and takes each as a memoryview since; its TypeError shows it.
+SOCKET_WRITELINES_JOINS = "writelines" not in vars(selector_events._SelectorSocketTransport)
+# The bytes a queued datagram counts beyond its payload (8 from 3.13; an
+# attribute from 3.13.1), and whether an empty one is sent (from 3.13) or
+# dropped.
+DATAGRAM_HEADER_SIZE: int = getattr(
+    selector_events._SelectorDatagramTransport, "_header_size", 8 if VERSION >= (3, 13) else 0
+)
+DATAGRAM_SENDS_EMPTY = VERSION >= (3, 13)

@@ -15,6 +15,7 @@ versions, are written here.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import io
 import os
 import selectors
@@ -72,10 +73,14 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         return None if self.is_closed() else _WatchView(self)
 
     def close(self) -> None:
-        if not self.is_running():
-            self._close_signal_handlers()
+        # As asyncio's Unix loop: the loop closes first (or refuses, while
+        # running), then its signal handlers go, which raises outside the
+        # main thread after the loop is closed.
         super().close()
-        self._close_child_watches()
+        try:
+            self._close_signal_handlers()
+        finally:
+            self._close_child_watches()
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait for the default executor's threads, at most `timeout` seconds.
@@ -117,11 +122,13 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         server: Any = None,
         ssl_handshake_timeout: float | None = internals.SSL_HANDSHAKE_TIMEOUT,
         ssl_shutdown_timeout: float | None = internals.SSL_SHUTDOWN_TIMEOUT,
+        context: contextvars.Context | None = None,
     ) -> Any:
         # asyncio's TLS (sslproto.SSLProtocol, a BufferedProtocol) over the
         # C++ transport instead of the selector loop's Python one: the
         # encrypted bytes are read straight into its buffer and written
-        # from C++.
+        # from C++. Its callbacks into the application's protocol run in
+        # the transport's context.
         ssl_protocol = internals.SSLProtocol(
             self,
             protocol,
@@ -132,7 +139,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
             ssl_handshake_timeout=ssl_handshake_timeout,
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
-        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server)
+        self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server, context=context)
         return ssl_protocol._app_transport
 
     def _start_serving(
@@ -144,14 +151,18 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         backlog: int = 100,
         ssl_handshake_timeout: float | None = internals.SSL_HANDSHAKE_TIMEOUT,
         ssl_shutdown_timeout: float | None = internals.SSL_SHUTDOWN_TIMEOUT,
+        context: contextvars.Context | None = None,
     ) -> None:
         if sslcontext is not None:  # TLS connections keep asyncio's handshake path
-            super()._start_serving(
-                protocol_factory, sock, sslcontext, server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout
+            internals.start_serving(
+                self, protocol_factory, sock, sslcontext, server, backlog, ssl_handshake_timeout,
+                ssl_shutdown_timeout, context,
             )
             return
-        # Plain ones are accepted and set up in C++ (stream_accept.cpp).
-        self._start_accepting(protocol_factory, sock, server, backlog)
+        # Plain ones are accepted and set up in C++ (server_acceptor.cpp),
+        # each in a copy of `context` (3.15's Server passes its own), or of
+        # the current one.
+        self._start_accepting(protocol_factory, sock, server, backlog, context)
 
     async def getaddrinfo(
         self, host: Any, port: Any, *, family: int = 0, type: int = 0, proto: int = 0, flags: int = 0
@@ -173,6 +184,8 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         # as asyncio's own transports on this loop, keep asyncio's way.
         if not isinstance(transp, _core.StreamTransport):
             return await super()._sendfile_native(transp, file, offset, count)
+        # What asyncio's sock_sendfile checks first (binary file, counts).
+        internals.check_sendfile_params(self, transp._sock, file, offset, count)
         fileno, blocksize = _sendfile_source(file, count)
         if not blocksize:
             return 0  # an empty file

@@ -107,18 +107,21 @@ class SignalHandlers:
             logger.info("set_wakeup_fd(-1) failed: %s", exc)
 
     def _close_signal_handlers(self) -> None:
-        if self._signal_handlers and not sys.is_finalizing():
-            for sig in list(self._signal_handlers):
-                self.remove_signal_handler(sig)
-        elif self._signal_handlers:
-            # Too late to touch the signal module; just forget them.
-            self._signal_handlers.clear()
-        if self._signal_sockets is not None:
-            reader, writer = self._signal_sockets
-            self._signal_sockets = None
-            self.remove_reader(reader.fileno())
-            reader.close()
-            writer.close()
+        try:
+            if self._signal_handlers and not sys.is_finalizing():
+                # Raises outside the main thread, as asyncio's does.
+                for sig in list(self._signal_handlers):
+                    self.remove_signal_handler(sig)
+            elif self._signal_handlers:
+                # Too late to touch the signal module; just forget them.
+                self._signal_handlers.clear()
+        finally:
+            if self._signal_sockets is not None:
+                reader, writer = self._signal_sockets
+                self._signal_sockets = None
+                self.remove_reader(reader.fileno())
+                reader.close()
+                writer.close()
 
 
 def _check_signal(sig: object) -> None:

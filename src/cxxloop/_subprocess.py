@@ -19,6 +19,7 @@ pipes (not socketpairs) for stdin, stdout and stderr.
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import os
 import subprocess
@@ -92,7 +93,10 @@ class Subprocesses:
                              name=f"cxxloop-waitpid-{pid}").start()
             return
         self._child_pidfds[pidfd] = pid
-        self._add_reader(pidfd, self._child_exited, pidfd, transp)
+        # The exit is reported in the context asyncio's own watcher reports
+        # it in: the watcher thread's empty one on 3.11, the caller's since.
+        context = contextvars.Context() if internals.CHILD_EXIT_IN_EMPTY_CONTEXT else None
+        self._add_reader(pidfd, self._child_exited, pidfd, transp, context=context)
 
     def _child_exited(self, pidfd: int, transp: Any) -> None:
         self._remove_reader(pidfd)

@@ -34,16 +34,12 @@ TEST(TimerHeap, EqualDeadlinesAreFifo) {
     for (int i = 0; i < 100; i += 2) EXPECT_EQ(h.pop(), i);
 }
 
-TEST(TimerHeap, RemoveIfKeepsHeapOrder) {
+TEST(TimerHeap, ExtractIfKeepsHeapOrder) {
     TimerHeap<int> h;
     for (int i = 0; i < 1000; ++i) h.push(double((i * 7919) % 1000), i);
-    int released = 0;
-    h.remove_if([&](int item) {
-        bool drop = item % 3 == 0;
-        released += drop;
-        return drop;
-    });
-    EXPECT_EQ(released, 334);
+    auto removed = h.extract_if([](int item) { return item % 3 == 0; });
+    EXPECT_EQ(removed.size(), 334u);
+    for (const auto& e : removed) EXPECT_EQ(e.item % 3, 0);
     EXPECT_EQ(h.size(), 666u);
     double last = -1.0;
     while (!h.empty()) {
@@ -53,11 +49,11 @@ TEST(TimerHeap, RemoveIfKeepsHeapOrder) {
     }
 }
 
-TEST(TimerHeap, DrainHandsOverEverything) {
+TEST(TimerHeap, TakeAllHandsOverEverything) {
     TimerHeap<int> h;
     for (int i = 0; i < 10; ++i) h.push(double(10 - i), i);
     std::vector<int> seen;
-    h.drain([&](int item) { seen.push_back(item); });
+    for (const auto& e : h.take_all()) seen.push_back(e.item);
     EXPECT_TRUE(h.empty());
     std::sort(seen.begin(), seen.end());
     EXPECT_EQ(seen, (std::vector<int>{0, 1, 2, 3, 4, 5, 6, 7, 8, 9}));

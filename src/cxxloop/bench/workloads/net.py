@@ -3,10 +3,10 @@ test, loaded from another process pinned to another core.
 
 Each workload's size is its duration in milliseconds. The server runs on
 the measured loop in the benchmark's child process, pinned to core 0; the
-load generator (native/loadgen.c for echo, wrk for HTTP) runs pinned to
+load generator (csrc/bench/loadgen.c for echo, wrk for HTTP) runs pinned to
 core 1 and reports what it completed and in how long; the loop runs until
 the generator exits. Echo workloads and http_raw also measure a plain C
-epoll server (native/echo_server.c, answering HTTP for http_raw) under the
+epoll server (csrc/bench/echo_server.c, answering HTTP for http_raw) under the
 same load: the ceiling.
 """
 
@@ -179,7 +179,7 @@ def _echo_run(style: str, size: int) -> Callable[[asyncio.AbstractEventLoop, int
 
 def _c_server_ceiling(mode: list[str], load: Callable[[int, int], list[str]],
                       result: Callable[[str], tuple[int, float]]) -> Callable[[int], tuple[int, float]]:
-    """The same load against native/echo_server.c (in `mode`) instead of a loop."""
+    """The same load against the C echo_server (in `mode`) instead of a loop."""
     def ceiling(millis: int) -> tuple[int, float]:
         server = subprocess.Popen([str(native.binary("echo_server")), *mode], stdout=subprocess.PIPE, text=True,
                                   preexec_fn=_pinned(SERVER_CORE))
@@ -194,10 +194,6 @@ def _c_server_ceiling(mode: list[str], load: Callable[[int, int], list[str]],
         return result(out.stdout)
 
     return ceiling
-
-
-def _no_compiler() -> str | None:
-    return None if native.compiler() else "no C compiler (cc) to build the load generator"
 
 
 # --- HTTP ----------------------------------------------------------------------
@@ -303,7 +299,7 @@ WORKLOADS = [
         description=f"{STYLE_DESCRIPTIONS[style]}, {size}-byte messages, {CONNECTIONS[size]} "
                     "connections from the C load generator on another core",
         run=_echo_run(style, size),
-        unavailable=_no_compiler,
+        unavailable=native.missing,
         ceiling=_c_server_ceiling([], _loadgen(size), _loadgen_result),
     )
     for style in STYLE_DESCRIPTIONS
@@ -316,7 +312,7 @@ WORKLOADS = [
         quick_size=1000,
         description=f"raw asyncio.Protocol HTTP/1.1 keep-alive responder under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_raw,
-        unavailable=lambda: _no_wrk() or _no_compiler(),
+        unavailable=lambda: _no_wrk() or native.missing(),
         ceiling=_c_server_ceiling(["http"], _wrk_command, _wrk_result),
     ),
     Workload(

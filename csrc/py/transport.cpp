@@ -1,0 +1,499 @@
+// Transport: what all the loop's transports share, in the order and with
+// the messages of asyncio's _SelectorTransport: registration in the loop,
+// the dispatch of poller events, close / abort / fatal errors,
+// connection_lost, and the Python type's slots and common methods.
+#include "transport.hpp"
+
+#include <cerrno>
+#include <cstddef>
+#include <utility>
+
+#include <structmember.h>
+
+#include "handle.hpp"
+#include "methods.hpp"
+
+namespace cxxloop::py {
+
+bool must_propagate() {
+    return PyErr_ExceptionMatches(PyExc_SystemExit) || PyErr_ExceptionMatches(PyExc_KeyboardInterrupt);
+}
+
+int sock_fileno(ModuleState* st, PyObject* sock) {
+    Ref r = Ref::steal(PyObject_CallMethodNoArgs(sock, st->s_fileno));
+    if (!r) return -1;
+    long fd = PyLong_AsLong(r.get());
+    if (fd == -1 && PyErr_Occurred()) return -1;
+    if (fd < 0 || fd > INT32_MAX) {
+        PyErr_Format(PyExc_ValueError, "Invalid file descriptor: %ld", fd);
+        return -1;
+    }
+    return int(fd);
+}
+
+namespace {
+
+// extra[key] = sock.<method>(), or None if the socket refuses (OSError).
+int store_address(PyObject* extra, const char* key, PyObject* sock, PyObject* method) {
+    Ref addr = Ref::steal(PyObject_CallMethodNoArgs(sock, method));
+    if (!addr) {
+        if (!PyErr_ExceptionMatches(PyExc_OSError)) return -1;
+        PyErr_Clear();
+        addr = Ref::borrow(Py_None);
+    }
+    return PyMapping_SetItemString(extra, key, addr.get());
+}
+
+// server._attach(transport) / _detach(transport): `method` is one of the
+// two names; the transport is passed where asyncio's Server takes it.
+int notify_server(ModuleState* st, PyObject* server, PyObject* method, PyObject* t) {
+    PyObject* args[] = {server, t};
+    size_t nargs = st->server_attach_takes_transport ? 2 : 1;
+    Ref r = Ref::steal(PyObject_VectorcallMethod(method, args, nargs | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+    return r ? 0 : -1;
+}
+
+// A forked child shares the parent's epoll instance; it must not touch it.
+bool poller_usable(CoreLoop* loop) { return loop->s.poller && !inherited_across_fork(loop); }
+
+}  // namespace
+
+int fill_socket_extra(ModuleState* st, PyObject* extra, PyObject* sock) {
+    Ref trsock = Ref::steal(PyObject_CallOneArg(st->TransportSocket, sock));
+    if (!trsock || PyMapping_SetItemString(extra, "socket", trsock.get()) < 0) return -1;
+    if (store_address(extra, "sockname", sock, st->s_getsockname) < 0) return -1;
+    int has_peer = PyMapping_HasKeyString(extra, "peername");
+    return has_peer ? 0 : store_address(extra, "peername", sock, st->s_getpeername);
+}
+
+int check_context_arg(PyObject* context) {
+    if (context == Py_None || PyContext_CheckExact(context)) return 0;
+    PyErr_Format(PyExc_TypeError, "context must be a contextvars.Context, not %.200s", Py_TYPE(context)->tp_name);
+    return -1;
+}
+
+Transport::Transport(CoreLoop* loop_, int fd_, PyObject* context_, bool schedule_in_context_)
+    : loop(Py_NewRef(reinterpret_cast<PyObject*>(loop_))),
+      context(Py_NewRef(context_)),
+      fd(fd_),
+      schedule_in_context(schedule_in_context_) {}
+
+bool Transport::is_quiet_error(PyObject* exc) const {
+    // asyncio logs a transport's OSError only in debug mode: peers reset
+    // connections all the time.
+    return PyErr_GivenExceptionMatches(exc, PyExc_OSError);
+}
+
+int Transport::set_protocol(PyObject* protocol_) {
+    set_ref(&protocol, protocol_);
+    return 0;
+}
+
+int Transport::start(PyObject* sock_, PyObject* protocol_, PyObject* waiter, PyObject* extra_, PyObject* server_) {
+    CoreLoop* core = core_loop();
+    ModuleState* st = state();
+    PyObject* t = object();
+    extra = Py_NewRef(extra_);
+    if (set_protocol(protocol_) < 0) return -1;
+    // Looked up before anything is registered: a protocol factory that
+    // returned something without connection_made (or None) fails here, and
+    // leaves neither the fd nor the server taken.
+    Ref made = Ref::steal(PyObject_GetAttr(protocol_, st->s_connection_made));
+    if (!made) return -1;
+    FdWatch* w = fd_watch(core, fd);
+    if (!w) return -1;
+    if (w->transport) {
+        PyErr_Format(PyExc_RuntimeError, "File descriptor %d is used by transport %R", fd, w->transport);
+        return -1;
+    }
+    // add_reader/add_writer watches on the fd give way to the transport, as
+    // asyncio's transport replaces them when it starts reading.
+    drop_fd_watches(core, fd);
+    int err = core->s.poller->add(fd, kReadable | kWritable, uint64_t(fd), true);
+    if (err < 0) {
+        errno = -err;
+        PyErr_SetFromErrno(PyExc_OSError);
+        return -1;
+    }
+    core->s.fds[size_t(fd)].transport = Py_NewRef(t);
+    registered = true;
+    if (server_ != Py_None) {
+        if (notify_server(st, server_, st->s_attach, t) < 0) {
+            unregister();
+            return -1;
+        }
+        server = Py_NewRef(server_);
+    }
+    if (call_soon(made.get(), {t}) < 0 ||
+        (waiter != Py_None && call_soon(st->set_result_unless_cancelled, {waiter, Py_None}) < 0)) {
+        // Scheduling failed (MemoryError): the transport gives everything
+        // back, and the caller still owns the socket.
+        Ref pending_exc = Ref::steal(PyErr_GetRaisedException());
+        unregister();
+        if (Ref srv = Ref::steal(std::exchange(server, nullptr)); srv) {
+            if (notify_server(st, srv.get(), st->s_detach, t) < 0) PyErr_WriteUnraisable(t);
+        }
+        PyErr_SetRaisedException(pending_exc.release());
+        return -1;
+    }
+    sock = Py_NewRef(sock_);
+    return 0;
+}
+
+void Transport::unregister() {
+    if (!std::exchange(registered, false)) return;
+    CoreLoop* core = core_loop();
+    if (poller_usable(core)) core->s.poller->remove(fd);
+    auto& fds = core->s.fds;
+    if (size_t(fd) < fds.size() && fds[size_t(fd)].transport == object()) {
+        PyObject* t = std::exchange(fds[size_t(fd)].transport, nullptr);
+        Py_DECREF(t);
+    }
+}
+
+int Transport::schedule(uint32_t events) {
+    pending |= events;
+    if (queued) return 0;
+    if (push_ready(core_loop(), object()) < 0) return -1;
+    queued = true;
+    return 0;
+}
+
+int Transport::dispatch() {
+    queued = false;
+    uint32_t events = std::exchange(pending, 0u);
+    // The I/O runs in the transport's context, as asyncio runs its reader
+    // and writer handles in theirs: what the protocol's callbacks set there
+    // stays with this connection, and what they schedule copies it. Entering
+    // fails only if the context is already entered further up this thread.
+    bool entered = PyContext_Enter(context) == 0;
+    if (!entered) PyErr_Clear();
+    int rc = on_events(events);
+    Ref exc = Ref::steal(PyErr_GetRaisedException());
+    if (entered) PyContext_Exit(context);
+    if (rc < 0 && registered && !conn_lost) {
+        // A BaseException out of a protocol callback unwinds the loop. The
+        // edge-triggered fd will not report again what was left unread or
+        // unsent, so the events are retried next iteration, as a
+        // level-triggered watch would fire again.
+        if (schedule(events) < 0) PyErr_WriteUnraisable(object());
+    }
+    PyErr_SetRaisedException(exc.release());
+    return rc;
+}
+
+int Transport::call_soon(PyObject* callback, std::initializer_list<PyObject*> args) {
+    CoreLoop* core = core_loop();
+    // Raises if the loop is closed, as asyncio's transports do when used
+    // after loop.close().
+    if (check_closed(core) < 0) return -1;
+    Ref h = Ref::steal(soon_handle_new(core, state()->handle_type, callback, std::data(args), Py_ssize_t(args.size()),
+                                       schedule_in_context ? context : nullptr));
+    return h ? push_ready(core, h.get()) : -1;
+}
+
+int Transport::schedule_connection_lost(PyObject* exc) {
+    Ref cb = Ref::steal(PyObject_GetAttr(object(), state()->s_call_connection_lost));
+    return cb ? call_soon(cb.get(), {exc}) : -1;
+}
+
+int Transport::report(const char* message, PyObject* exc) {
+    Ref ctx = Ref::steal(Py_BuildValue("{sssOsOsO}", "message", message, "exception", exc, "transport", object(),
+                                       "protocol", protocol ? protocol : Py_None));
+    if (!ctx) return -1;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(loop, state()->s_call_exception_handler, ctx.get()));
+    return r ? 0 : -1;
+}
+
+int Transport::report_raised(const char* message) {
+    if (must_propagate()) return -1;
+    Ref exc = Ref::steal(PyErr_GetRaisedException());
+    return report(message, exc.get());
+}
+
+int Transport::call_protocol(PyObject* method, std::initializer_list<PyObject*> args, const char* message) {
+    PyObject* argv[4] = {protocol};
+    size_t n = 1;
+    for (PyObject* a : args) argv[n++] = a;
+    Ref r = Ref::steal(PyObject_VectorcallMethod(method, argv, n | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+    if (r) return 0;
+    return must_propagate() ? -1 : fatal_error(message);
+}
+
+int Transport::force_close(PyObject* exc) {
+    if (conn_lost) return 0;
+    closing = true;
+    conn_lost++;
+    if (drop_queued_writes(exc) < 0) return -1;
+    return schedule_connection_lost(exc);
+}
+
+int Transport::fatal_error(const char* message) {
+    Ref exc = Ref::steal(PyErr_GetRaisedException());
+    if (is_quiet_error(exc.get())) {
+        if (core_loop()->s.debug) {
+            ModuleState* st = state();
+            Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", exc.get()));
+            Ref debug = Ref::steal(PyObject_GetAttr(st->logger, st->s_debug));
+            Ref args = Ref::steal(Py_BuildValue("(sOs)", "%r: %s", object(), message));
+            if (!kw || !debug || !args) return -1;
+            Ref r = Ref::steal(PyObject_Call(debug.get(), args.get(), kw.get()));
+            if (!r) return -1;
+        }
+    } else if (report(message, exc.get()) < 0) {
+        return -1;
+    }
+    return force_close(exc.get());
+}
+
+int Transport::close() {
+    if (closing) return 0;
+    closing = true;
+    // The last flush (or the end of a sendfile) calls connection_lost.
+    if (has_queued_writes()) return 0;
+    conn_lost++;
+    return schedule_connection_lost(Py_None);
+}
+
+int Transport::connection_lost(PyObject* exc) {
+    if (!sock) return 0;
+    PyObject* t = object();
+    Ref keep = Ref::borrow(t);  // the fd table's reference goes below
+    ModuleState* st = state();
+    Ref r;
+    if (protocol) r = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_connection_lost, exc));
+    Ref pending_exc = Ref::steal(PyErr_GetRaisedException());
+    // asyncio's `finally:` the transport lets go of its fd, socket,
+    // protocol and server whatever connection_lost did.
+    unregister();
+    Py_CLEAR(protocol);
+    Ref s = Ref::steal(std::exchange(sock, nullptr));
+    int rc = Ref::steal(PyObject_CallMethodNoArgs(s.get(), st->s_close)) ? 0 : -1;
+    if (Ref srv = Ref::steal(std::exchange(server, nullptr)); srv && rc == 0) {
+        rc = notify_server(st, srv.get(), st->s_detach, t);
+    }
+    if (pending_exc) {
+        if (rc < 0) PyErr_WriteUnraisable(t);
+        PyErr_SetRaisedException(pending_exc.release());
+        return -1;
+    }
+    return rc;
+}
+
+int Transport::check_can_wait_for_writable() { return check_closed(core_loop()); }
+
+int Transport::drop_after_lost() {
+    // asyncio's constants.LOG_THRESHOLD_FOR_CONNLOST_WRITES.
+    constexpr int kLogThreshold = 5;
+    if (!conn_lost) return 0;
+    if (conn_lost >= kLogThreshold) {
+        Ref r = Ref::steal(PyObject_CallMethod(state()->logger, "warning", "s", "socket.send() raised exception."));
+        if (!r) return -1;
+    }
+    conn_lost++;
+    return 0;
+}
+
+int Transport::traverse(visitproc visit, void* arg) const {
+    Py_VISIT(loop);
+    Py_VISIT(sock);
+    Py_VISIT(protocol);
+    Py_VISIT(server);
+    Py_VISIT(extra);
+    Py_VISIT(context);
+    Py_VISIT(high_water_obj);
+    Py_VISIT(low_water_obj);
+    return traverse_kind(visit, arg);
+}
+
+void Transport::clear() {
+    clear_kind();
+    Py_CLEAR(protocol);
+    Py_CLEAR(server);
+    Py_CLEAR(extra);
+    Py_CLEAR(context);
+    Py_CLEAR(high_water_obj);
+    Py_CLEAR(low_water_obj);
+    Py_CLEAR(sock);
+    // The loop goes last and only when unregistered: unregister() needs it.
+    if (!registered) Py_CLEAR(loop);
+}
+
+namespace {
+
+// ---- the type's slots ----
+
+// The selector transport's __del__: an unclosed transport warns and closes
+// its socket. A registered transport is owned by the loop's fd table, so
+// this only runs for one the loop already let go of (loop closed).
+void finalize_transport(PyObject* t) {
+    Transport* tr = transport_of(t);
+    if (!tr->sock) return;
+    Ref pending_exc = Ref::steal(PyErr_GetRaisedException());
+    if (PyErr_ResourceWarning(t, 1, "unclosed transport %R", t) < 0) PyErr_WriteUnraisable(t);
+    ModuleState* st = tr->state();
+    Ref s = Ref::steal(std::exchange(tr->sock, nullptr));
+    if (!Ref::steal(PyObject_CallMethodNoArgs(s.get(), st->s_close))) PyErr_WriteUnraisable(t);
+    if (Ref srv = Ref::steal(std::exchange(tr->server, nullptr)); srv) {
+        if (notify_server(st, srv.get(), st->s_detach, t) < 0) PyErr_WriteUnraisable(t);
+    }
+    PyErr_SetRaisedException(pending_exc.release());
+}
+
+int traverse_transport(PyObject* t, visitproc visit, void* arg) {
+    Py_VISIT(Py_TYPE(t));
+    Py_VISIT(*transport_dict_slot(t));
+    return transport_of(t)->traverse(visit, arg);
+}
+
+int clear_transport(PyObject* t) {
+    Py_CLEAR(*transport_dict_slot(t));
+    transport_of(t)->clear();
+    return 0;
+}
+
+void dealloc_transport(PyObject* t) {
+    PyTypeObject* tp = Py_TYPE(t);
+    if (PyObject_CallFinalizerFromDealloc(t) < 0) return;  // resurrected
+    PyObject_GC_UnTrack(t);
+    Transport* tr = transport_of(t);
+    if (*reinterpret_cast<PyObject**>(reinterpret_cast<char*>(t) + layout.transport_weaklist)) {
+        PyObject_ClearWeakRefs(t);
+    }
+    clear_transport(t);
+    Py_CLEAR(tr->loop);
+    tr->~Transport();
+    tp->tp_free(t);
+    Py_DECREF(tp);
+}
+
+// ---- methods every transport has ----
+
+PyObject* close_method(PyObject* t, PyObject*) {
+    if (transport_of(t)->close() < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* abort_method(PyObject* t, PyObject*) {
+    if (transport_of(t)->force_close(Py_None) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+// asyncio's _force_close(exc), which sslproto calls on its transport.
+PyObject* force_close_method(PyObject* t, PyObject* exc) {
+    if (transport_of(t)->force_close(exc) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* call_connection_lost_method(PyObject* t, PyObject* exc) {
+    if (transport_of(t)->connection_lost(exc) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* is_closing_method(PyObject* t, PyObject*) { return PyBool_FromLong(transport_of(t)->closing); }
+
+PyObject* set_protocol_method(PyObject* t, PyObject* protocol) {
+    if (transport_of(t)->set_protocol(protocol) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* get_protocol_method(PyObject* t, PyObject*) {
+    PyObject* p = transport_of(t)->protocol;
+    return Py_NewRef(p ? p : Py_None);
+}
+
+PyObject* or_none(PyObject* o) { return Py_NewRef(o ? o : Py_None); }
+
+PyObject* get_loop(PyObject* t, void*) {
+    Transport* tr = transport_of(t);
+    return or_none(tr->sock ? tr->loop : nullptr);
+}
+PyObject* get_sock(PyObject* t, void*) { return or_none(transport_of(t)->sock); }
+PyObject* get_sock_fd(PyObject* t, void*) { return PyLong_FromLong(transport_of(t)->fd); }
+PyObject* get_extra(PyObject* t, void*) { return or_none(transport_of(t)->extra); }
+PyObject* get_server(PyObject* t, void*) { return or_none(transport_of(t)->server); }
+PyObject* get_context(PyObject* t, void*) { return or_none(transport_of(t)->context); }
+PyObject* get_closing(PyObject* t, void*) { return PyBool_FromLong(transport_of(t)->closing); }
+PyObject* get_conn_lost(PyObject* t, void*) { return PyLong_FromLong(transport_of(t)->conn_lost); }
+
+// Concatenates null-terminated tables (methods or getsets) into one.
+const char* entry_name(const PyMethodDef& m) { return m.ml_name; }
+const char* entry_name(const PyGetSetDef& gs) { return gs.name; }
+
+template <class T>
+std::vector<T> join(std::initializer_list<const T*> tables) {
+    std::vector<T> out;
+    for (const T* table : tables) {
+        for (const T* e = table; entry_name(*e); ++e) out.push_back(*e);
+    }
+    out.push_back(T{});
+    return out;
+}
+
+}  // namespace
+
+// get_extra_info is not here: it is asyncio's BaseTransport method, reading
+// _extra, so a program that patches asyncio.BaseTransport.get_extra_info
+// reaches these transports as it reaches asyncio's.
+const PyMethodDef transport_methods[] = {
+    method_noargs<close_method>("close", "Close after flushing buffered data; connection_lost(None) follows."),
+    method_noargs<abort_method>("abort", "Close now, dropping buffered data; connection_lost(None) follows."),
+    method_noargs<is_closing_method>("is_closing", "Return True once close() or abort() was called."),
+    method_o<set_protocol_method>("set_protocol", "Replace the protocol."),
+    method_noargs<get_protocol_method>("get_protocol", "Return the protocol."),
+    method_o<call_connection_lost_method>("_call_connection_lost", nullptr),
+    method_o<force_close_method>("_force_close", nullptr),
+    kMethodsEnd,
+};
+
+const PyGetSetDef transport_getsets[] = {
+    {"_loop", get_loop, nullptr, nullptr, nullptr},
+    {"_sock", get_sock, nullptr, nullptr, nullptr},
+    {"_sock_fd", get_sock_fd, nullptr, nullptr, nullptr},
+    {"_extra", get_extra, nullptr, nullptr, nullptr},
+    {"_server", get_server, nullptr, nullptr, nullptr},
+    {"_context", get_context, nullptr, nullptr, nullptr},
+    {"_closing", get_closing, nullptr, nullptr, nullptr},
+    {"_conn_lost", get_conn_lost, nullptr, nullptr, nullptr},
+    {nullptr, nullptr, nullptr, nullptr, nullptr},
+};
+
+TransportTables::TransportTables(std::initializer_list<const PyMethodDef*> method_tables,
+                                 std::initializer_list<const PyGetSetDef*> getset_tables)
+    : methods(join<PyMethodDef>(method_tables)), getsets(join<PyGetSetDef>(getset_tables)) {}
+
+PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
+                                  size_t kind_size, const TransportTables& tables, void* repr) {
+    // __weaklistoffset__ and __dictoffset__, once: the offsets are layout
+    // constants, the same for every transport type and every import.
+    static PyMemberDef* members = [] {
+        static PyMemberDef defs[] = {
+            {"__weaklistoffset__", T_PYSSIZET, layout.transport_weaklist, READONLY, nullptr},
+            {"__dictoffset__", T_PYSSIZET, layout.transport_dict, READONLY, nullptr},
+            {nullptr, 0, 0, 0, nullptr},
+        };
+        return defs;
+    }();
+    PyType_Slot slots[] = {
+        {Py_tp_dealloc, reinterpret_cast<void*>(dealloc_transport)},
+        {Py_tp_finalize, reinterpret_cast<void*>(finalize_transport)},
+        {Py_tp_traverse, reinterpret_cast<void*>(traverse_transport)},
+        {Py_tp_clear, reinterpret_cast<void*>(clear_transport)},
+        {Py_tp_repr, repr},
+        {Py_tp_methods, const_cast<PyMethodDef*>(tables.methods.data())},
+        {Py_tp_getset, const_cast<PyGetSetDef*>(tables.getsets.data())},
+        {Py_tp_members, members},
+        {Py_tp_doc, const_cast<char*>(doc)},
+        {0, nullptr},
+    };
+    PyType_Spec spec = {
+        name,
+        int(layout.transport_data + Py_ssize_t(kind_size)),
+        0,
+        Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC | Py_TPFLAGS_DISALLOW_INSTANTIATION,
+        slots,
+    };
+    return reinterpret_cast<PyTypeObject*>(PyType_FromModuleAndSpec(module, &spec, bases));
+}
+
+}  // namespace cxxloop::py
