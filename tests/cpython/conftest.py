@@ -11,6 +11,7 @@ import unittest
 import pytest
 
 import cxxloop
+from cxxloop._asyncio_internals import set_event_loop_policy
 
 from .skips import EXPECTED_FAILURES, HANG_TIMEOUT, HANGS, SKIPS
 
@@ -60,13 +61,15 @@ def _python_sigint_handler():
 def _cxxloop_policy(request):
     # Set before every test: some tests reset the policy in tearDown.
     _current_test[0] = request.node.nodeid
-    asyncio.set_event_loop_policy(cxxloop.EventLoopPolicy())
+    # Through the seam: 3.14 deprecates asyncio.set_event_loop_policy, and
+    # two warnings per test would bury the run's own.
+    set_event_loop_policy(cxxloop.EventLoopPolicy())
     # In CPython's own run the policy persists and earlier tests have called
     # set_event_loop(None), so get_event_loop() without a loop raises instead
     # of creating one; some tests (test_create_subprocess_with_pidfd) rely on it.
     asyncio.set_event_loop(None)
     yield
-    asyncio.set_event_loop_policy(None)
+    set_event_loop_policy(None)
 
 
 def _suite(nodeid):
