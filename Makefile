@@ -16,14 +16,14 @@ ASAN_VENV ?= .venv-asan
 SID_PYTHONS ?= python3.14 python3.15
 SID_ASAN_PYTHON ?= python3.15
 
-.PHONY: bench test test-python test-cpp test-asan test-sid test-sid-python test-sid-asan deps wheel clean
+.PHONY: bench test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
 # wheel first: tests/test_wheel.py installs what it puts in dist/.
-test: deps test-cpp wheel test-python test-asan test-sid
+test: deps test-cpp wheel test-python test-asan test-external test-sid
 
 deps:
 	tools/apt-deps
@@ -64,6 +64,11 @@ test-sid-python:
 
 test-sid-asan:
 	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) PYTEST_ARGS='$(PYTEST_ARGS)'
+
+# Other projects' suites (tests/external) on asyncio and on cxxloop, compared per
+# test: the full selection on the last Python of PYTHONS, the quick one on the others.
+test-external: deps
+	$(PYTHON) tests/external/run.py $(foreach py,$(PYTHONS),--python $(py)=$(if $(filter $(py),$(lastword $(PYTHONS))),full,quick))
 
 clean:
 	rm -rf build dist .venv-* .pytest_cache

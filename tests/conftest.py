@@ -4,6 +4,13 @@ import gc
 import pytest
 
 import cxxloop
+from parity import tls_contexts
+
+
+@pytest.fixture(scope="session")
+def contexts(tmp_path_factory):
+    """(server, client) SSLContexts over a fresh certificate for 'localhost'."""
+    return tls_contexts(tmp_path_factory.mktemp("tls"))
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -7,6 +7,8 @@ import asyncio
 import contextlib
 import gc
 import os
+import ssl
+import subprocess
 import sys
 
 import cxxloop
@@ -70,3 +72,19 @@ class LifecycleRecorder:
     def connection_lost(self, exc):
         self.events.append(("lost", type(exc).__name__ if exc else None))
         self.lost.set_result(exc)
+
+
+def tls_contexts(directory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a fresh self-signed certificate for
+    'localhost' (made in `directory`), and a client context that trusts it."""
+    cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+         "-keyout", key, "-out", cert],
+        check=True, capture_output=True,
+    )
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(cert, key)
+    client = ssl.create_default_context(cafile=cert)
+    return server, client

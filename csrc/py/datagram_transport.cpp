@@ -340,12 +340,14 @@ const PyGetSetDef datagram_getsets[] = {
 }  // namespace
 
 const PyMethodDef loop_datagram_methods[] = {
-    method_varargs_kw<make_datagram_transport>("_make_datagram_transport", nullptr),
+    method_varargs_kw<make_datagram_transport>(
+        "_make_datagram_transport",
+        "_make_datagram_transport($self, sock, protocol, address=None, waiter=None, extra=None)\n--\n\n"),
     kMethodsEnd,
 };
 
 int init_datagram_transport_type(PyObject* module, ModuleState* st) {
-    static const TransportTables tables({transport_methods, flow_control_methods, datagram_methods},
+    static const TransportTables tables({transport_close_methods, transport_protocol_methods, flow_control_methods, datagram_methods},
                                         {transport_getsets, flow_control_getsets, datagram_getsets});
     // asyncio's is a _SelectorTransport, so a Transport as well.
     Ref bases = Ref::steal(PyTuple_Pack(2, st->FlowControlMixin, st->DatagramTransportBase));

@@ -140,12 +140,14 @@ extern const PyMethodDef loop_stream_methods[];    // stream_transport.cpp
 extern const PyMethodDef loop_accept_methods[];    // server_acceptor.cpp
 extern const PyMethodDef loop_pipe_methods[];      // pipe_transport.cpp
 extern const PyMethodDef loop_datagram_methods[];  // datagram_transport.cpp
+extern const PyMethodDef loop_tls_methods[];       // tls_transport_type.cpp
 
 // The types of the other files, made at import (module.cpp).
 int init_stream_transport_type(PyObject* module, ModuleState* st);
 int init_acceptor_type(PyObject* module, ModuleState* st);
 int init_pipe_transport_types(PyObject* module, ModuleState* st);
 int init_datagram_transport_type(PyObject* module, ModuleState* st);
+int init_tls_transport_type(PyObject* module, ModuleState* st);
 
 // ready_gc.cpp: the loops a full collection checks for shared untracked
 // handles, and the gc.callbacks hook that does it.

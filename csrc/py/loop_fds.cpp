@@ -311,12 +311,12 @@ void drop_fd_watches(CoreLoop* self, int fd) {
 }
 
 const PyMethodDef loop_fd_methods[] = {
-    method_fastcall<add_reader>("add_reader", "add_reader(fd, callback, *args): call callback(*args) while fd is readable."),
-    method_fastcall<add_writer>("add_writer", "add_writer(fd, callback, *args): call callback(*args) while fd is writable."),
+    method_fastcall<add_reader>("add_reader", "add_reader($self, fd, callback, /, *args)\n--\n\nCall callback(*args) while fd is readable."),
+    method_fastcall<add_writer>("add_writer", "add_writer($self, fd, callback, /, *args)\n--\n\nCall callback(*args) while fd is writable."),
     method_o<remove_reader>("remove_reader", "Stop watching fd for reading; return True if it was watched."),
     method_o<remove_writer>("remove_writer", "Stop watching fd for writing; return True if it was watched."),
-    method_fastcall_kw<private_add_reader>("_add_reader", nullptr),
-    method_fastcall_kw<private_add_writer>("_add_writer", nullptr),
+    method_fastcall_kw<private_add_reader>("_add_reader", "_add_reader($self, fd, callback, /, *args, context=None)\n--\n\n"),
+    method_fastcall_kw<private_add_writer>("_add_writer", "_add_writer($self, fd, callback, /, *args, context=None)\n--\n\n"),
     method_o<private_remove_reader>("_remove_reader", nullptr),
     method_o<private_remove_writer>("_remove_writer", nullptr),
     method_o<watched_events>("_watched_events", nullptr),

@@ -274,6 +274,35 @@ PyObject* run_once_method(PyObject* op, PyObject*) {
     Py_RETURN_NONE;
 }
 
+// BaseEventLoop._run_forever_setup / _run_forever_cleanup, for loops that
+// drive iterations themselves (a GUI toolkit's loop calling _run_once).
+PyObject* run_forever_setup(PyObject* op, PyObject*) {
+    CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
+    if (check_can_run(self) < 0) return nullptr;
+    if (setup_run(self) < 0) {
+        cleanup_run(self);
+        return nullptr;
+    }
+    Py_RETURN_NONE;
+}
+
+PyObject* run_forever_cleanup(PyObject* op, PyObject*) {
+    if (cleanup_run(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+// BaseEventLoop._write_to_self: wakes the loop from any thread (code that
+// drives asyncio loops from outside calls it).
+PyObject* write_to_self(PyObject* op, PyObject*) {
+    reinterpret_cast<CoreLoop*>(op)->s.wakeup.signal();
+    Py_RETURN_NONE;
+}
+
+// BaseEventLoop._timer_handle_cancelled, which asyncio's own TimerHandle
+// calls from cancel(): such a handle was never in this loop's heap, whose
+// own handles count their cancellation themselves.
+PyObject* timer_handle_cancelled(PyObject*, PyObject*) { Py_RETURN_NONE; }
+
 PyObject* run_forever(PyObject* op, PyObject*) {
     if (run_forever_impl(reinterpret_cast<CoreLoop*>(op)) < 0) return nullptr;
     Py_RETURN_NONE;
@@ -415,6 +444,10 @@ const PyMethodDef loop_run_methods[] = {
     method_noargs<run_forever>("run_forever", "Run the loop until stop() is called."),
     method_o<run_until_complete>("run_until_complete", "Run until the future (or coroutine) is done."),
     method_noargs<run_once_method>("_run_once", nullptr),
+    method_noargs<run_forever_setup>("_run_forever_setup", nullptr),
+    method_noargs<run_forever_cleanup>("_run_forever_cleanup", nullptr),
+    method_noargs<write_to_self>("_write_to_self", nullptr),
+    method_o<timer_handle_cancelled>("_timer_handle_cancelled", nullptr),
     method_noargs<stop_method>("stop", "Stop after the callbacks of the current iteration have run."),
     method_noargs<close_method>("close", "Close the loop; pending callbacks are discarded."),
     method_noargs<is_running>("is_running", "Return True if the loop is running."),

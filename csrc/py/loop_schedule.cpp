@@ -330,14 +330,14 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
 }  // namespace
 
 const PyMethodDef loop_schedule_methods[] = {
-    method_fastcall_kw<call_soon>("call_soon", "call_soon(callback, *args, context=None) -> Handle"),
+    method_fastcall_kw<call_soon>("call_soon", "call_soon($self, callback, /, *args, context=None)\n--\n\nCall callback(*args) soon; return its Handle."),
     method_fastcall_kw<call_soon_threadsafe>("call_soon_threadsafe",
-                                             "Like call_soon(), but safe from any thread; wakes the loop."),
-    method_fastcall_kw<call_at>("call_at", "call_at(when, callback, *args, context=None) -> TimerHandle"),
-    method_fastcall_kw<call_later>("call_later", "call_later(delay, callback, *args, context=None) -> TimerHandle"),
+                                             "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\nLike call_soon(), but safe from any thread; wakes the loop."),
+    method_fastcall_kw<call_at>("call_at", "call_at($self, when, callback, /, *args, context=None)\n--\n\nCall callback(*args) at loop.time() `when`; return its TimerHandle."),
+    method_fastcall_kw<call_later>("call_later", "call_later($self, delay, callback, /, *args, context=None)\n--\n\nCall callback(*args) after `delay` seconds; return its TimerHandle."),
     method_noargs<loop_time>("time", "Return the loop's clock: time.monotonic()."),
     method_noargs<create_future>("create_future", "Create an asyncio.Future attached to the loop."),
-    method_fastcall_kw<create_task>("create_task", "create_task(coro, **kwargs) -> Task"),
+    method_fastcall_kw<create_task>("create_task", "create_task($self, coro, /, **kwargs)\n--\n\nSchedule the coroutine as a Task (or through the task factory)."),
     kMethodsEnd,
 };
 

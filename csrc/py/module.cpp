@@ -35,13 +35,32 @@ int settle_layout_from(const ModuleState* st) {
     });
 }
 
+// _core._PRIVATE_NAMES: the underscore names the core looks up, for the
+// contract test to hold against asyncio's (tests/test_asyncio_contract.py).
+int add_private_names(PyObject* module) {
+    Ref names = Ref::steal(PyList_New(0));
+    if (!names) return -1;
+    for (const char* text : {
+#define CXXLOOP_ROW(field, text) text,
+             CXXLOOP_INTERNED_NAMES(CXXLOOP_ROW)
+#undef CXXLOOP_ROW
+         }) {
+        if (text[0] != '_') continue;
+        Ref name = Ref::steal(PyUnicode_FromString(text));
+        if (!name || PyList_Append(names.get(), name.get()) < 0) return -1;
+    }
+    Ref frozen = Ref::steal(PyFrozenSet_New(names.get()));
+    return frozen ? PyModule_AddObjectRef(module, "_PRIVATE_NAMES", frozen.get()) : -1;
+}
+
 int exec_module(PyObject* module) {
     ModuleState* st = new (module_state(module)) ModuleState();
     if (init_module_state(st) < 0 || settle_layout_from(st) < 0 || init_handle_types(module, st) < 0 || init_loop_type(module, st) < 0 ||
         init_stream_transport_type(module, st) < 0 || init_acceptor_type(module, st) < 0 ||
         init_pipe_transport_types(module, st) < 0 || init_datagram_transport_type(module, st) < 0 ||
+        init_tls_transport_type(module, st) < 0 ||
         init_sock_op_type(module, st) < 0 || init_run_until_complete_cb(module, st) < 0 ||
-        init_ready_gc(module) < 0) {
+        init_ready_gc(module) < 0 || add_private_names(module) < 0) {
         return -1;
     }
     return 0;

@@ -118,7 +118,7 @@ namespace {
 template <class Fn>
 void for_each_cyclic(ModuleState* st, Fn fn) {
     for (PyTypeObject** tp : {&st->handle_type, &st->timer_handle_type, &st->threadsafe_handle_type, &st->loop_type, &st->stream_transport_type,
-                              &st->read_pipe_type, &st->write_pipe_type, &st->datagram_type, &st->acceptor_type,
+                              &st->read_pipe_type, &st->write_pipe_type, &st->datagram_type, &st->tls_transport_type, &st->acceptor_type,
                               &st->sock_op_type, &st->task_step_type}) {
         fn(reinterpret_cast<PyObject**>(tp));
     }

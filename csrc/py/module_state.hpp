@@ -50,7 +50,16 @@ struct CoreLoop;
     X(check_ssl_socket, "cxxloop._asyncio_internals", "check_ssl_socket")                \
     X(FlowControlMixin, "cxxloop._asyncio_internals", "FlowControlMixin")                \
     X(sendfile_try_native, "cxxloop._asyncio_internals", "SENDFILE_TRY_NATIVE")          \
-    X(accept_retry_delay, "cxxloop._asyncio_internals", "ACCEPT_RETRY_DELAY")
+    X(accept_retry_delay, "cxxloop._asyncio_internals", "ACCEPT_RETRY_DELAY")         \
+    X(sendfile_fallback, "cxxloop._asyncio_internals", "SENDFILE_FALLBACK")           \
+    X(CancelledError, "asyncio.exceptions", "CancelledError")                          \
+    X(SSLObject, "cxxloop._asyncio_internals", "SSLObject")                            \
+    X(MemoryBIO, "cxxloop._asyncio_internals", "MemoryBIO")                            \
+    X(SSLSocketType, "cxxloop._asyncio_internals", "SSLSocketType")                    \
+    X(SSLError, "cxxloop._asyncio_internals", "SSLError")                              \
+    X(SSLWantReadError, "cxxloop._asyncio_internals", "SSLWantReadError")              \
+    X(SSLSyscallError, "cxxloop._asyncio_internals", "SSLSyscallError")                \
+    X(CertificateError, "cxxloop._asyncio_internals", "CertificateError")
 
 // Flags of cxxloop._asyncio_internals: X(field, attribute).
 #define CXXLOOP_IMPORTED_FLAGS(X)                                       \
@@ -58,7 +67,9 @@ struct CoreLoop;
     X(server_attach_takes_transport, "SERVER_ATTACH_TAKES_TRANSPORT")   \
     X(format_callback_source_has_debug, "FORMAT_CALLBACK_SOURCE_HAS_DEBUG") \
     X(socket_writelines_joins, "SOCKET_WRITELINES_JOINS")               \
-    X(datagram_sends_empty, "DATAGRAM_SENDS_EMPTY")
+    X(datagram_sends_empty, "DATAGRAM_SENDS_EMPTY")                     \
+    X(tls_is_closing_follows_socket, "TLS_IS_CLOSING_FOLLOWS_SOCKET")   \
+    X(tls_shutdown_timeout_until_lost, "TLS_SHUTDOWN_TIMEOUT_UNTIL_LOST")
 
 // Sizes from cxxloop._asyncio_internals: X(field, attribute).
 #define CXXLOOP_IMPORTED_SIZES(X) X(datagram_header_size, "DATAGRAM_HEADER_SIZE")
@@ -125,11 +136,8 @@ struct CoreLoop;
     X(accept, "accept")                                                  \
     X(setblocking, "setblocking")                                        \
     X(gettimeout, "gettimeout")                                          \
-    X(info, "info")                                                      \
-    X(warning, "warning")                                                \
     X(asyncio_future_blocking, "_asyncio_future_blocking")               \
     X(log_destroy_pending, "_log_destroy_pending")                       \
-    X(source_traceback, "_source_traceback")                             \
     X(ensure_fd_no_transport, "_ensure_fd_no_transport")                 \
     X(call_connection_lost, "_call_connection_lost")                     \
     X(set_coroutine_origin_tracking, "_set_coroutine_origin_tracking")   \
@@ -140,7 +148,16 @@ struct CoreLoop;
     X(attach, "_attach")                                                 \
     X(detach, "_detach")                                                 \
     X(default_executor, "_default_executor")                             \
-    X(executor_shutdown_called, "_executor_shutdown_called")
+    X(executor_shutdown_called, "_executor_shutdown_called")             \
+    X(do_handshake, "do_handshake")                                      \
+    X(unwrap, "unwrap")                                                  \
+    X(getpeercert, "getpeercert")                                        \
+    X(cipher, "cipher")                                                  \
+    X(compression, "compression")                                        \
+    X(peercert, "peercert")                                              \
+    X(ssl_object, "ssl_object")                                          \
+    X(sslcontext, "sslcontext")                                          \
+    X(sslobj, "_sslobj")
 
 // Released handles kept for reuse (handle.cpp). Entries have refcount 0,
 // are untracked, hold only their reference to their type, and all their
@@ -165,6 +182,7 @@ struct ModuleState {
     PyTypeObject* read_pipe_type = nullptr;
     PyTypeObject* write_pipe_type = nullptr;
     PyTypeObject* datagram_type = nullptr;
+    PyTypeObject* tls_transport_type = nullptr;
     PyTypeObject* acceptor_type = nullptr;
     PyTypeObject* sock_op_type = nullptr;
 

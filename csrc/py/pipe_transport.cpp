@@ -236,16 +236,18 @@ PyObject* write_pipe_repr(PyObject* t) {
 }  // namespace
 
 const PyMethodDef loop_pipe_methods[] = {
-    method_varargs_kw<make_read_pipe_transport>("_make_read_pipe_transport", nullptr),
-    method_varargs_kw<make_write_pipe_transport>("_make_write_pipe_transport", nullptr),
+    method_varargs_kw<make_read_pipe_transport>(
+        "_make_read_pipe_transport", "_make_read_pipe_transport($self, pipe, protocol, waiter=None, extra=None)\n--\n\n"),
+    method_varargs_kw<make_write_pipe_transport>(
+        "_make_write_pipe_transport", "_make_write_pipe_transport($self, pipe, protocol, waiter=None, extra=None)\n--\n\n"),
     kMethodsEnd,
 };
 
 int init_pipe_transport_types(PyObject* module, ModuleState* st) {
-    static const TransportTables read_tables({transport_methods, byte_stream_read_methods},
+    static const TransportTables read_tables({transport_close_methods, transport_protocol_methods, byte_stream_read_methods},
                                              {transport_getsets, pipe_getsets});
     static const TransportTables write_tables(
-        {transport_methods, byte_stream_write_methods, write_pipe_eof_methods, flow_control_methods},
+        {transport_close_methods, transport_protocol_methods, byte_stream_write_methods, write_pipe_eof_methods, flow_control_methods},
         {transport_getsets, flow_control_getsets, pipe_getsets});
     st->read_pipe_type = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
                                              "The read end of a pipe, FIFO, socket or tty.", st->ReadTransportBase,

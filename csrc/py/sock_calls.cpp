@@ -185,13 +185,13 @@ int sock_attempt(SockOp* op, PyObject** result) {
 }
 
 const PyMethodDef loop_sock_methods[] = {
-    method_varargs_kw<sock_recv>("sock_recv", "sock_recv(sock, n): receive up to n bytes from the non-blocking socket."),
-    method_varargs_kw<sock_recv_into>("sock_recv_into", "sock_recv_into(sock, buf): receive into buf; return the number of bytes."),
-    method_varargs_kw<sock_recvfrom>("sock_recvfrom", "sock_recvfrom(sock, bufsize): receive a datagram; return (data, address)."),
-    method_varargs_kw<sock_recvfrom_into>("sock_recvfrom_into", "sock_recvfrom_into(sock, buf, nbytes=0): receive a datagram into buf; return (nbytes, address)."),
-    method_varargs_kw<sock_sendall>("sock_sendall", "sock_sendall(sock, data): send all of data."),
-    method_varargs_kw<sock_sendto>("sock_sendto", "sock_sendto(sock, data, address): send a datagram; return the number of bytes sent."),
-    method_varargs_kw<sock_accept>("sock_accept", "sock_accept(sock): accept a connection; return (conn, address) with conn non-blocking."),
+    method_varargs_kw<sock_recv>("sock_recv", "sock_recv($self, sock, n)\n--\n\nReceive up to n bytes from the non-blocking socket."),
+    method_varargs_kw<sock_recv_into>("sock_recv_into", "sock_recv_into($self, sock, buf)\n--\n\nReceive into buf; return the number of bytes."),
+    method_varargs_kw<sock_recvfrom>("sock_recvfrom", "sock_recvfrom($self, sock, bufsize)\n--\n\nReceive a datagram; return (data, address)."),
+    method_varargs_kw<sock_recvfrom_into>("sock_recvfrom_into", "sock_recvfrom_into($self, sock, buf, nbytes=0)\n--\n\nReceive a datagram into buf; return (nbytes, address)."),
+    method_varargs_kw<sock_sendall>("sock_sendall", "sock_sendall($self, sock, data)\n--\n\nSend all of data."),
+    method_varargs_kw<sock_sendto>("sock_sendto", "sock_sendto($self, sock, data, address)\n--\n\nSend a datagram; return the number of bytes sent."),
+    method_varargs_kw<sock_accept>("sock_accept", "sock_accept($self, sock)\n--\n\nAccept a connection; return (conn, address) with conn non-blocking."),
     kMethodsEnd,
 };
 

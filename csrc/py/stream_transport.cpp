@@ -173,13 +173,15 @@ PyObject* stream_transport_new(CoreLoop* loop, PyObject* sock, PyObject* protoco
 }
 
 const PyMethodDef loop_stream_methods[] = {
-    method_varargs_kw<make_socket_transport>("_make_socket_transport", nullptr),
+    method_varargs_kw<make_socket_transport>(
+        "_make_socket_transport",
+        "_make_socket_transport($self, sock, protocol, waiter=None, *, extra=None, server=None, context=None)\n--\n\n"),
     kMethodsEnd,
 };
 
 int init_stream_transport_type(PyObject* module, ModuleState* st) {
     static const TransportTables tables(
-        {transport_methods, byte_stream_read_methods, byte_stream_write_methods, stream_eof_methods,
+        {transport_close_methods, transport_protocol_methods, byte_stream_read_methods, byte_stream_write_methods, stream_eof_methods,
          flow_control_methods, stream_sendfile_methods},
         {transport_getsets, flow_control_getsets});
     st->stream_transport_type =

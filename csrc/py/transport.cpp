@@ -89,17 +89,27 @@ int Transport::set_protocol(PyObject* protocol_) {
     return 0;
 }
 
+int Transport::schedule_started(PyObject* waiter) {
+    ModuleState* st = state();
+    PyObject* t = object();
+    Ref made = Ref::steal(PyObject_GetAttr(protocol, st->s_connection_made));
+    if (!made || call_soon(made.get(), {t}) < 0) return -1;
+    return waiter == Py_None ? 0 : call_soon(st->set_result_unless_cancelled, {waiter, Py_None});
+}
+
+int Transport::check_protocol(PyObject* protocol_) {
+    // A protocol factory that returned something without connection_made
+    // (or None) fails here, before the fd or the server is taken.
+    Ref made = Ref::steal(PyObject_GetAttr(protocol_, state()->s_connection_made));
+    return made ? 0 : -1;
+}
+
 int Transport::start(PyObject* sock_, PyObject* protocol_, PyObject* waiter, PyObject* extra_, PyObject* server_) {
     CoreLoop* core = core_loop();
     ModuleState* st = state();
     PyObject* t = object();
     extra = Py_NewRef(extra_);
-    if (set_protocol(protocol_) < 0) return -1;
-    // Looked up before anything is registered: a protocol factory that
-    // returned something without connection_made (or None) fails here, and
-    // leaves neither the fd nor the server taken.
-    Ref made = Ref::steal(PyObject_GetAttr(protocol_, st->s_connection_made));
-    if (!made) return -1;
+    if (set_protocol(protocol_) < 0 || check_protocol(protocol_) < 0) return -1;
     FdWatch* w = fd_watch(core, fd);
     if (!w) return -1;
     if (w->transport) {
@@ -124,20 +134,39 @@ int Transport::start(PyObject* sock_, PyObject* protocol_, PyObject* waiter, PyO
         }
         server = Py_NewRef(server_);
     }
-    if (call_soon(made.get(), {t}) < 0 ||
-        (waiter != Py_None && call_soon(st->set_result_unless_cancelled, {waiter, Py_None}) < 0)) {
+    if (schedule_started(waiter) < 0) {
         // Scheduling failed (MemoryError): the transport gives everything
         // back, and the caller still owns the socket.
         Ref pending_exc = Ref::steal(PyErr_GetRaisedException());
         unregister();
-        if (Ref srv = Ref::steal(std::exchange(server, nullptr)); srv) {
-            if (notify_server(st, srv.get(), st->s_detach, t) < 0) PyErr_WriteUnraisable(t);
-        }
+        if (detach_from_server() < 0) PyErr_WriteUnraisable(t);
         PyErr_SetRaisedException(pending_exc.release());
         return -1;
     }
     sock = Py_NewRef(sock_);
     return 0;
+}
+
+int Transport::detach_from_server() {
+    Ref srv = Ref::steal(std::exchange(server, nullptr));
+    Ref known_as = Ref::steal(std::exchange(attached_as, nullptr));
+    if (!srv) return 0;
+    return notify_server(state(), srv.get(), state()->s_detach, known_as ? known_as.get() : object());
+}
+
+void Transport::pass_socket_to(Transport* to) {
+    PyObject* t = object();
+    PyObject*& slot = core_loop()->s.fds[size_t(fd)].transport;
+    PyObject* mine = std::exchange(slot, Py_NewRef(to->object()));
+    to->registered = std::exchange(registered, false);
+    to->sock = std::exchange(sock, nullptr);
+    to->server = std::exchange(server, nullptr);
+    if (to->server) to->attached_as = Py_NewRef(attached_as ? attached_as : t);
+    Py_CLEAR(attached_as);
+    successor = Py_NewRef(to->object());
+    closing = true;
+    conn_lost = 1;  // writes are dropped, as after connection_lost
+    Py_DECREF(mine);  // the caller holds another reference to this one
 }
 
 void Transport::unregister() {
@@ -162,6 +191,9 @@ int Transport::schedule(uint32_t events) {
 int Transport::dispatch() {
     queued = false;
     uint32_t events = std::exchange(pending, 0u);
+    // Events that came before the socket changed hands (start_tls) are
+    // the new transport's.
+    if (successor) return events ? transport_of(successor)->schedule(events) : 0;
     // The I/O runs in the transport's context, as asyncio runs its reader
     // and writer handles in theirs: what the protocol's callbacks set there
     // stays with this connection, and what they schedule copies it. Entering
@@ -255,13 +287,18 @@ int Transport::close() {
     return schedule_connection_lost(Py_None);
 }
 
+int Transport::protocol_connection_lost(PyObject* exc) {
+    if (!protocol) return 0;
+    Ref r = Ref::steal(PyObject_CallMethodOneArg(protocol, state()->s_connection_lost, exc));
+    return r ? 0 : -1;
+}
+
 int Transport::connection_lost(PyObject* exc) {
     if (!sock) return 0;
     PyObject* t = object();
     Ref keep = Ref::borrow(t);  // the fd table's reference goes below
     ModuleState* st = state();
-    Ref r;
-    if (protocol) r = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_connection_lost, exc));
+    protocol_connection_lost(exc);
     Ref pending_exc = Ref::steal(PyErr_GetRaisedException());
     // asyncio's `finally:` the transport lets go of its fd, socket,
     // protocol and server whatever connection_lost did.
@@ -269,8 +306,11 @@ int Transport::connection_lost(PyObject* exc) {
     Py_CLEAR(protocol);
     Ref s = Ref::steal(std::exchange(sock, nullptr));
     int rc = Ref::steal(PyObject_CallMethodNoArgs(s.get(), st->s_close)) ? 0 : -1;
-    if (Ref srv = Ref::steal(std::exchange(server, nullptr)); srv && rc == 0) {
-        rc = notify_server(st, srv.get(), st->s_detach, t);
+    if (rc == 0) {
+        rc = detach_from_server();
+    } else {
+        Py_CLEAR(server);
+        Py_CLEAR(attached_as);
     }
     if (pending_exc) {
         if (rc < 0) PyErr_WriteUnraisable(t);
@@ -299,6 +339,8 @@ int Transport::traverse(visitproc visit, void* arg) const {
     Py_VISIT(sock);
     Py_VISIT(protocol);
     Py_VISIT(server);
+    Py_VISIT(attached_as);
+    Py_VISIT(successor);
     Py_VISIT(extra);
     Py_VISIT(context);
     Py_VISIT(high_water_obj);
@@ -310,6 +352,8 @@ void Transport::clear() {
     clear_kind();
     Py_CLEAR(protocol);
     Py_CLEAR(server);
+    Py_CLEAR(attached_as);
+    Py_CLEAR(successor);
     Py_CLEAR(extra);
     Py_CLEAR(context);
     Py_CLEAR(high_water_obj);
@@ -334,9 +378,7 @@ void finalize_transport(PyObject* t) {
     ModuleState* st = tr->state();
     Ref s = Ref::steal(std::exchange(tr->sock, nullptr));
     if (!Ref::steal(PyObject_CallMethodNoArgs(s.get(), st->s_close))) PyErr_WriteUnraisable(t);
-    if (Ref srv = Ref::steal(std::exchange(tr->server, nullptr)); srv) {
-        if (notify_server(st, srv.get(), st->s_detach, t) < 0) PyErr_WriteUnraisable(t);
-    }
+    if (tr->detach_from_server() < 0) PyErr_WriteUnraisable(t);
     PyErr_SetRaisedException(pending_exc.release());
 }
 
@@ -369,19 +411,27 @@ void dealloc_transport(PyObject* t) {
 
 // ---- methods every transport has ----
 
+// The transport that holds the connection now: after start_tls, the TLS
+// transport that took the socket over, whose socket-level close() and
+// abort() these are, as for asyncio's transport under its TLS one.
+Transport* connection_of(PyObject* t) {
+    Transport* tr = transport_of(t);
+    return tr->successor ? transport_of(tr->successor) : tr;
+}
+
 PyObject* close_method(PyObject* t, PyObject*) {
-    if (transport_of(t)->close() < 0) return nullptr;
+    if (connection_of(t)->close() < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 PyObject* abort_method(PyObject* t, PyObject*) {
-    if (transport_of(t)->force_close(Py_None) < 0) return nullptr;
+    if (connection_of(t)->force_close(Py_None) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 // asyncio's _force_close(exc), which sslproto calls on its transport.
 PyObject* force_close_method(PyObject* t, PyObject* exc) {
-    if (transport_of(t)->force_close(exc) < 0) return nullptr;
+    if (connection_of(t)->force_close(exc) < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
@@ -390,7 +440,7 @@ PyObject* call_connection_lost_method(PyObject* t, PyObject* exc) {
     Py_RETURN_NONE;
 }
 
-PyObject* is_closing_method(PyObject* t, PyObject*) { return PyBool_FromLong(transport_of(t)->closing); }
+PyObject* is_closing_method(PyObject* t, PyObject*) { return PyBool_FromLong(connection_of(t)->closing); }
 
 PyObject* set_protocol_method(PyObject* t, PyObject* protocol) {
     if (transport_of(t)->set_protocol(protocol) < 0) return nullptr;
@@ -435,14 +485,18 @@ std::vector<T> join(std::initializer_list<const T*> tables) {
 // get_extra_info is not here: it is asyncio's BaseTransport method, reading
 // _extra, so a program that patches asyncio.BaseTransport.get_extra_info
 // reaches these transports as it reaches asyncio's.
-const PyMethodDef transport_methods[] = {
+const PyMethodDef transport_close_methods[] = {
     method_noargs<close_method>("close", "Close after flushing buffered data; connection_lost(None) follows."),
     method_noargs<abort_method>("abort", "Close now, dropping buffered data; connection_lost(None) follows."),
     method_noargs<is_closing_method>("is_closing", "Return True once close() or abort() was called."),
+    method_o<force_close_method>("_force_close", nullptr),
+    kMethodsEnd,
+};
+
+const PyMethodDef transport_protocol_methods[] = {
     method_o<set_protocol_method>("set_protocol", "Replace the protocol."),
     method_noargs<get_protocol_method>("get_protocol", "Return the protocol."),
     method_o<call_connection_lost_method>("_call_connection_lost", nullptr),
-    method_o<force_close_method>("_force_close", nullptr),
     kMethodsEnd,
 };
 

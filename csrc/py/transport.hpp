@@ -63,6 +63,15 @@ public:
     virtual bool has_queued_writes() const { return false; }
     // What get_write_buffer_size() reports and flow control compares.
     virtual size_t write_buffer_size() const { return 0; }
+    // The high water mark set_write_buffer_limits() derives from when given
+    // neither bound: asyncio's 64 KiB (512 KiB over TLS).
+    virtual size_t default_high_water() const { return 64 * 1024; }
+    // Whether the buffer is over the high water mark: asyncio's transports
+    // pause the protocol above it, its TLS transport at it.
+    virtual bool over_high_water() const { return write_buffer_size() > high_water; }
+    // After set_write_buffer_limits(): asyncio's transports may pause the
+    // protocol, its TLS transport may also resume it.
+    virtual int after_write_limits_changed() { return maybe_pause_protocol(); }
     // force_close drops what is queued; `exc` ends a running sendfile.
     virtual int drop_queued_writes(PyObject* exc) {
         (void)exc;
@@ -77,6 +86,14 @@ public:
         return 0;
     }
     virtual void clear_kind() {}
+    // What start() checks of the protocol before it takes anything.
+    virtual int check_protocol(PyObject* protocol);
+    // What start() schedules once registered: connection_made, and the
+    // waiter's result.
+    virtual int schedule_started(PyObject* waiter);
+    // connection_lost(exc) to the protocol, when the transport lets go of
+    // its socket.
+    virtual int protocol_connection_lost(PyObject* exc);
 
     // ---- asyncio's _SelectorTransport ----
 
@@ -88,6 +105,14 @@ public:
     int start(PyObject* sock, PyObject* protocol, PyObject* waiter, PyObject* extra, PyObject* server);
     // Takes the fd out of the poller and the loop's fd table.
     void unregister();
+    // start_tls: `to`, a transport over the same socket, takes this one's
+    // place in the poller and the fd table, and its socket and server.
+    // This one is left closed, passing close() and abort() on to `to`,
+    // which is the underlying connection now, as asyncio's transport
+    // under a TLS one is.
+    void pass_socket_to(Transport* to);
+    // server._detach() for this connection, once; -1 if it raised.
+    int detach_from_server();
     // Records `events` and queues the transport on the ready ring.
     int schedule(uint32_t events);
     // run_once: the events recorded since the last dispatch, in the context.
@@ -134,6 +159,11 @@ public:
     PyObject* sock = nullptr;      // the socket or pipe object; null once connection_lost ran
     PyObject* protocol = nullptr;  // null once connection_lost ran
     PyObject* server = nullptr;    // asyncio Server or null
+    // The transport the server was told about, when the socket came from
+    // it (start_tls) rather than with this one; null otherwise.
+    PyObject* attached_as = nullptr;
+    // The transport this one passed its socket to (start_tls), or null.
+    PyObject* successor = nullptr;
     PyObject* extra = nullptr;     // dict behind get_extra_info
     // The contextvars.Context the I/O callbacks run in. Callbacks asyncio
     // schedules with call_soon (connection_made, connection_lost) run in it
@@ -223,9 +253,11 @@ struct TransportTables {
 PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
                                   size_t kind_size, const TransportTables& tables, void* repr);
 
-// What every transport type has: close, abort, is_closing, get/set_protocol,
-// _force_close, _call_connection_lost; _loop, _sock, _extra, _server, ...
-extern const PyMethodDef transport_methods[];
+// What every transport type has: close, abort, is_closing, _force_close
+// (a TLS transport has its own), get/set_protocol, _call_connection_lost;
+// _loop, _sock, _extra, _server, ...
+extern const PyMethodDef transport_close_methods[];
+extern const PyMethodDef transport_protocol_methods[];
 extern const PyGetSetDef transport_getsets[];
 // Flow control: get_write_buffer_size, get/set_write_buffer_limits, and
 // _protocol_paused, _high_water, _low_water (transport_flow.cpp).

@@ -19,7 +19,7 @@ int call_flow(Transport* tr, PyObject* method, const char* message) {
 }  // namespace
 
 int Transport::maybe_pause_protocol() {
-    if (write_buffer_size() <= high_water || protocol_paused) return 0;
+    if (!over_high_water() || protocol_paused) return 0;
     protocol_paused = true;
     return call_flow(this, state()->s_pause_writing, "protocol.pause_writing() failed");
 }
@@ -70,8 +70,8 @@ PyObject* get_write_buffer_limits(PyObject* t, PyObject*) {
 }
 
 // asyncio's _set_write_buffer_limits: a missing bound derives from the
-// other (64 KiB high by default), with Python's own arithmetic, so floats
-// and big ints are kept as asyncio keeps them.
+// other (64 KiB high by default; 512 KiB over TLS), with Python's own
+// arithmetic, so floats and big ints are kept as asyncio keeps them.
 PyObject* set_write_buffer_limits(PyObject* t, PyObject* args, PyObject* kwargs) {
     static const char* kwlist[] = {"high", "low", nullptr};
     PyObject *high_arg = Py_None, *low_arg = Py_None;
@@ -81,11 +81,12 @@ PyObject* set_write_buffer_limits(PyObject* t, PyObject* args, PyObject* kwargs)
     }
     Ref four = Ref::steal(PyLong_FromLong(4));
     if (!four) return nullptr;
+    Transport* tr = transport_of(t);
     Ref high, low;
     if (high_arg != Py_None) {
         high = Ref::borrow(high_arg);
     } else if (low_arg == Py_None) {
-        high = Ref::steal(PyLong_FromLong(64 * 1024));
+        high = Ref::steal(PyLong_FromSize_t(tr->default_high_water()));
     } else {
         high = Ref::steal(PyNumber_Multiply(four.get(), low_arg));
     }
@@ -101,14 +102,13 @@ PyObject* set_write_buffer_limits(PyObject* t, PyObject* args, PyObject* kwargs)
         PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", high.get(), low.get());
         return nullptr;
     }
-    Transport* tr = transport_of(t);
     size_t high_value, low_value;
     if (to_threshold(high.get(), &high_value) < 0 || to_threshold(low.get(), &low_value) < 0) return nullptr;
     tr->high_water = high_value;
     tr->low_water = low_value;
     Py_XSETREF(tr->high_water_obj, high.release());
     Py_XSETREF(tr->low_water_obj, low.release());
-    if (tr->maybe_pause_protocol() < 0) return nullptr;
+    if (tr->after_write_limits_changed() < 0) return nullptr;
     Py_RETURN_NONE;
 }
 

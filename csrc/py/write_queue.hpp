@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <deque>
+#include <utility>
 
 #include "pyref.hpp"
 
@@ -24,6 +25,10 @@ public:
     ~WriteQueue() { clear(); }
 
     bool empty() const noexcept { return chunks_.empty(); }
+    void swap(WriteQueue& other) noexcept {
+        chunks_.swap(other.chunks_);
+        std::swap(bytes_, other.bytes_);
+    }
     size_t bytes() const noexcept { return bytes_; }
 
     // Queues view->buf[offset:]; takes over the export in *view (which the

@@ -24,10 +24,17 @@ from asyncio import (
     futures,
     selector_events,
     sslproto,
+    streams,
     transports,
     unix_events,
 )
 from typing import Any
+
+try:
+    import _ssl
+    import ssl
+except ImportError:  # an interpreter built without OpenSSL
+    _ssl = ssl = None  # type: ignore[assignment]
 
 VERSION = sys.version_info[:2]
 
@@ -42,6 +49,27 @@ SSLProtocol = sslproto.SSLProtocol
 
 SSL_HANDSHAKE_TIMEOUT: float = constants.SSL_HANDSHAKE_TIMEOUT
 SSL_SHUTDOWN_TIMEOUT: float = constants.SSL_SHUTDOWN_TIMEOUT
+# The context SSLProtocol makes when given none (ssl=True).
+create_transport_context = sslproto._create_transport_context
+
+
+def ssl_message_callback(sslcontext: Any) -> Any:
+    """The ssl module's TLS message debugging hook set on a context, or None."""
+    return getattr(sslcontext, "_msg_callback", None)
+
+
+# start_tls on the server side hands what a StreamReaderProtocol's reader
+# holds unread on to the TLS object (the start of the client's handshake):
+# asyncio's does from the releases whose start_tls reads that buffer.
+START_TLS_MOVES_STREAM_BUFFER = "_stream_reader" in base_events.BaseEventLoop.start_tls.__code__.co_names
+
+
+def stream_reader_buffer(protocol: Any) -> bytearray | None:
+    """The unread bytes of a StreamReaderProtocol's reader, or None."""
+    if not isinstance(protocol, streams.StreamReaderProtocol):
+        return None
+    reader = getattr(protocol, "_stream_reader", None)
+    return None if reader is None else reader._buffer
 
 # --- helpers the Python side calls ---
 
@@ -62,6 +90,42 @@ def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, 
 # The coroutine-function test asyncio itself applies to callbacks: 3.14
 # deprecates the public asyncio.iscoroutinefunction and keeps this one.
 iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
+
+# The selector loop's self-pipe methods: cxxloop wakes with an eventfd of
+# its C++ core instead, so Loop has none of them (_write_to_self, which
+# outside code calls to wake a loop, it does have).
+SELF_PIPE_METHODS = ("_make_self_pipe", "_close_self_pipe", "_read_from_self")
+
+# The private names of asyncio's classes that cxxloop uses by name (the C++
+# core looks up the ones in _core._PRIVATE_NAMES): what each class must
+# still have. tests/test_asyncio_contract.py checks both.
+PRIVATE_NAMES_USED: dict[Any, tuple[str, ...]] = {
+    base_events.BaseEventLoop: (
+        "_set_coroutine_origin_tracking", "_asyncgen_firstiter_hook", "_asyncgen_finalizer_hook",
+        "_check_sendfile_params",
+    ),
+    selector_events.BaseSelectorEventLoop: ("_ensure_fd_no_transport", "_start_serving", "_remove_reader"),
+    base_events.Server: ("_attach", "_detach"),
+    futures.Future: ("_asyncio_future_blocking",),
+    events.Handle: ("_run",),
+    streams.StreamReaderProtocol: ("_stream_reader",),
+    **({ssl.SSLContext: ("_msg_callback",)} if ssl else {}),
+}
+# Attributes a running asyncio sets on its own objects, which the C++ core
+# sets the same way: Task._log_destroy_pending (run_until_complete), and
+# the executor state that BaseEventLoop.__init__ creates and Loop.__init__
+# creates for it.
+ATTRIBUTES_SET = {"_log_destroy_pending", "_default_executor", "_executor_shutdown_called"}
+# The attributes of asyncio's loop that the Python methods Loop inherits
+# use, which Loop.__init__ makes (the rest of that state is the C++ core's).
+LOOP_ATTRIBUTES = (
+    "_asyncgens", "_asyncgens_shutdown_called", "_coroutine_origin_tracking_enabled",
+    "_coroutine_origin_tracking_saved_depth", "_default_executor", "_exception_handler",
+    "_executor_shutdown_called", "_transports", "_unix_server_sockets",
+)
+
+# cxxloop's own private names among the core's: not asyncio's to keep.
+OWN_PRIVATE_NAMES = {"_call_connection_lost", "_start_accepting"}
 
 # --- event loop policies: deprecated in 3.14, removed in 3.16 ---
 
@@ -113,7 +177,22 @@ set_nodelay = base_events._set_nodelay
 set_result_unless_cancelled = futures._set_result_unless_cancelled
 check_ssl_socket = base_events._check_ssl_socket
 FlowControlMixin = transports._FlowControlMixin
+
+# The ssl module's classes the C++ TLS transport works with, None in an
+# interpreter built without ssl (which has no TLS to offer). _ssl's
+# _SSLSocket is the object behind an SSLObject that holds its OpenSSL SSL.
+SSLObject = ssl.SSLObject if ssl else None
+MemoryBIO = ssl.MemoryBIO if ssl else None
+SSLSocketType = _ssl._SSLSocket if _ssl else None
+SSLError = ssl.SSLError if ssl else None
+SSLWantReadError = ssl.SSLWantReadError if ssl else None
+SSLSyscallError = ssl.SSLSyscallError if ssl else None
+CertificateError = ssl.CertificateError if ssl else None
+# What the TLS transport reads of an SSLObject (the C++ core by name, see
+# _core._PRIVATE_NAMES): its _sslobj, the _ssl._SSLSocket holding the SSL.
+SSL_OBJECT_ATTRIBUTES = ("_sslobj",)
 SENDFILE_TRY_NATIVE = constants._SendfileMode.TRY_NATIVE
+SENDFILE_FALLBACK = constants._SendfileMode.FALLBACK
 ACCEPT_RETRY_DELAY: float = constants.ACCEPT_RETRY_DELAY
 
 # 3.13.3 and later pass create_task(**kwargs) straight to the task factory;
@@ -133,3 +212,7 @@ DATAGRAM_HEADER_SIZE: int = getattr(
     selector_events._SelectorDatagramTransport, "_header_size", 8 if VERSION >= (3, 13) else 0
 )
 DATAGRAM_SENDS_EMPTY = VERSION >= (3, 13)
+# asyncio's TLS transport: from 3.14 its is_closing() also follows the
+# socket's, and the shutdown timeout stays armed until connection_lost.
+TLS_IS_CLOSING_FOLLOWS_SOCKET = hasattr(sslproto.SSLProtocol, "_is_transport_closing")
+TLS_SHUTDOWN_TIMEOUT_UNTIL_LOST = VERSION >= (3, 14)

@@ -25,9 +25,21 @@ import weakref
 from typing import Any
 
 from . import _asyncio_internals as internals
-from . import _core, _resolve
+from . import _core, _resolve, _tls
 from ._signals import SignalHandlers
 from ._subprocess import Subprocesses
+
+
+class _Removed:
+    """An inherited asyncio method that cannot work on cxxloop's state:
+    looking it up raises AttributeError, so the loop simply does not have
+    it (hasattr() is False), instead of failing inside asyncio's code."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __get__(self, obj: Any, objtype: Any = None) -> Any:
+        raise AttributeError(f"cxxloop.Loop has no {self.name!r}: it works on the selector loop's self-pipe")
 
 
 class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorEventLoop):
@@ -43,9 +55,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
     # The mixins' attributes are here too: their own __slots__ would clash
     # with CoreLoop's C layout.
     __slots__ = (
-        "_asyncgens", "_asyncgens_shutdown_called", "_coroutine_origin_tracking_enabled",
-        "_coroutine_origin_tracking_saved_depth", "_default_executor", "_exception_handler",
-        "_executor_shutdown_called", "_transports", "_unix_server_sockets",
+        *internals.LOOP_ATTRIBUTES,
         "_signal_handlers", "_signal_sockets",  # SignalHandlers
         "_child_pidfds",  # Subprocesses
     )
@@ -124,11 +134,14 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         ssl_shutdown_timeout: float | None = internals.SSL_SHUTDOWN_TIMEOUT,
         context: contextvars.Context | None = None,
     ) -> Any:
-        # asyncio's TLS (sslproto.SSLProtocol, a BufferedProtocol) over the
-        # C++ transport instead of the selector loop's Python one: the
-        # encrypted bytes are read straight into its buffer and written
-        # from C++. Its callbacks into the application's protocol run in
-        # the transport's context.
+        # The C++ TLS transport (see _tls.py), or where it cannot take the
+        # connection, asyncio's sslproto over the C++ socket transport.
+        transport = _tls.make_transport(
+            self, rawsock, protocol, sslcontext, waiter, server_side, server_hostname, extra, server,
+            ssl_handshake_timeout, ssl_shutdown_timeout, context,
+        )
+        if transport is not None:
+            return transport
         ssl_protocol = internals.SSLProtocol(
             self,
             protocol,
@@ -141,6 +154,28 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         )
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server, context=context)
         return ssl_protocol._app_transport
+
+    async def start_tls(
+        self,
+        transport: Any,
+        protocol: Any,
+        sslcontext: Any,
+        *,
+        server_side: bool = False,
+        server_hostname: str | None = None,
+        ssl_handshake_timeout: float | None = None,
+        ssl_shutdown_timeout: float | None = None,
+    ) -> Any:
+        tls = await _tls.start_tls(
+            self, transport, protocol, sslcontext, server_side, server_hostname, ssl_handshake_timeout,
+            ssl_shutdown_timeout,
+        )
+        if tls is not None:
+            return tls
+        return await super().start_tls(
+            transport, protocol, sslcontext, server_side=server_side, server_hostname=server_hostname,
+            ssl_handshake_timeout=ssl_handshake_timeout, ssl_shutdown_timeout=ssl_shutdown_timeout,
+        )
 
     def _start_serving(
         self,
@@ -206,6 +241,11 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
             outcome = (done.set_result, None)
         if not self.is_closed():
             self.call_soon_threadsafe(_settle, done, *outcome)
+
+
+for _name in internals.SELF_PIPE_METHODS:
+    setattr(Loop, _name, _Removed(_name))
+del _name
 
 
 def _sendfile_source(file: Any, count: int | None) -> tuple[int, int]:

@@ -1,0 +1,141 @@
+// TlsTransport: TLS over a stream socket, in C++, with the behaviour of
+// asyncio's SSLProtocol + _SSLProtocolTransport pair (sslproto.py) as one
+// transport.
+//
+// The TLS state is an ssl.SSLObject that SSLContext.wrap_bio() made over two
+// ssl.MemoryBIOs, so the ssl module sets everything up as for asyncio.
+// What runs per connection (the handshake, the shutdown, getpeercert and
+// the other extra info) goes through that object's Python methods. What
+// runs per record goes straight to its OpenSSL SSL and BIOs (tls_library):
+// ciphertext read from the socket is written into the incoming BIO, the
+// application's bytes are read out of the SSL into its buffer (or one
+// bytes per batch), and writes are encrypted into the outgoing BIO and sent
+// from there. An SSL error on that path is raised by replaying the failed
+// call through the Python method, which raises what the ssl module raises.
+//
+// States (asyncio's SSLProtocolState): handshaking, wrapped, flushing (the
+// last reads before the shutdown), shutting_down, unwrapped (done, or
+// failed). The application's protocol sees connection_made once the
+// handshake is done, and connection_lost only if it saw connection_made.
+#pragma once
+
+#include <deque>
+
+#include "stream_transport.hpp"
+#include "tls_library.hpp"
+
+namespace cxxloop::py {
+
+class TlsTransport : public StreamTransport {
+public:
+    enum class State : uint8_t { handshaking, wrapped, flushing, shutting_down, unwrapped };
+    enum class AppState : uint8_t { init, connected, eof, lost };
+
+    TlsTransport(CoreLoop* loop, int fd, PyObject* context, bool schedule_in_context, const TlsLibrary* lib);
+
+    // ---- Transport ----
+    int on_events(uint32_t events) override;
+    bool has_queued_writes() const override { return !queue.empty(); }
+    size_t write_buffer_size() const override { return backlog_bytes + queue.bytes(); }
+    size_t default_high_water() const override { return 512 * 1024; }
+    bool over_high_water() const override;
+    int after_write_limits_changed() override;
+    int drop_queued_writes(PyObject* exc) override;
+    int check_protocol(PyObject* protocol) override;
+    int schedule_started(PyObject* waiter) override;
+    int protocol_connection_lost(PyObject* exc) override;
+    int set_protocol(PyObject* protocol) override;
+    int traverse_kind(visitproc visit, void* arg) const override;
+    void clear_kind() override;
+    int on_eof() override;
+
+    // start_tls: takes `old`'s socket over (Transport::pass_socket_to),
+    // with what it had queued for the kernel; `protocol` is connected
+    // already. The handshake starts on the next iteration.
+    int take_over(StreamTransport* old, PyObject* protocol, PyObject* waiter);
+
+    // ---- the application's side (asyncio's _SSLProtocolTransport) ----
+    int app_write(PyObject* data);
+    int app_writelines(PyObject* iterable);
+    // Queues data for the SSL without writing it yet.
+    int append_backlog(PyObject* data);
+    int app_close();
+    int app_abort();
+    bool app_is_closing() const;
+    int app_pause_reading();
+    int app_resume_reading();
+
+    // ---- the state machine (asyncio's SSLProtocol) ----
+    int start_handshake();
+    int check_handshake_timeout();
+    int check_shutdown_timeout();
+    int resume_app_reading();
+    // The handshake or the shutdown is done (exc null) or failed.
+    int handshake_complete(PyObject* exc);
+    int shutdown_complete(PyObject* exc);
+
+    // Set by _make_tls_transport.
+    PyObject* tls_extra = nullptr; // sslcontext, then peercert, cipher, compression, ssl_object
+    PyObject* sslobj = nullptr;    // ssl.SSLObject
+    PyObject* incoming = nullptr;  // ssl.MemoryBIO: ciphertext in
+    PyObject* outgoing = nullptr;  // ssl.MemoryBIO: ciphertext out
+    PyObject* waiter = nullptr;    // resolved when the handshake ends
+    PyObject* handshake_timeout = nullptr;  // seconds, as given
+    PyObject* shutdown_timeout = nullptr;
+    OpaqueSsl* ssl = nullptr;
+    OpaqueBio* rbio = nullptr;
+    OpaqueBio* wbio = nullptr;
+
+private:
+    int do_handshake();
+    int do_read();
+    int read_into_buffer();
+    int read_to_bytes();
+    int do_write();
+    int do_flush();
+    int do_shutdown();
+    int start_shutdown();
+    int process_outgoing();
+    int control_ssl_reading();
+    int call_eof_received();
+    int feed(const char* data, size_t n);
+    int after_feed();
+    int replay_failure(const char* method, PyObject* arg);
+    int tls_fatal(const char* message);
+    int abort_with(PyObject* exc);
+    int wake_waiter(PyObject* exc);
+    int arm_timer(PyObject** slot, PyObject* timeout, const char* callback);
+    void cancel_timer(PyObject** slot);
+    int app_report(const char* message);
+    void clear_backlog();
+    size_t incoming_pending() const { return lib_->pending(rbio); }
+
+    const TlsLibrary* lib_;
+    // The application's data not encrypted yet (before the handshake ends,
+    // or while the SSL wants to read first), each with len(data), which
+    // the write buffer size counts.
+    struct Pending {
+        PyObject* data;  // owned
+        size_t size;
+    };
+    std::deque<Pending> backlog;
+    size_t backlog_bytes = 0;
+    PyObject* handshake_timer = nullptr;
+    PyObject* shutdown_timer = nullptr;
+    size_t read_high = 256 * 1024;   // ciphertext held before the socket pauses
+    size_t read_low = 64 * 1024;
+    int app_writes_dropped = 0;      // writes after the connection ended
+    State tls_state = State::handshaking;
+    AppState app_state = AppState::init;
+    bool app_reading_paused = false;
+    bool ssl_reading_paused = false;
+    bool tcp_eof = false;            // the peer shut its side down (asyncio's _eof_received)
+    bool closed = false;             // the application called close() or abort()
+    bool handshake_started = false;
+
+    friend struct TlsMethods;
+};
+
+
+
+}  // namespace cxxloop::py
