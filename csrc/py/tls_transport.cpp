@@ -3,10 +3,13 @@
 // asyncio method each one stands for.
 #include "tls_transport.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "handle.hpp"
 #include "methods.hpp"
+#include "tls_bio.hpp"
 
 namespace cxxloop::py {
 
@@ -46,8 +49,13 @@ int TlsTransport::schedule_started(PyObject* waiter_) {
     return start ? call_soon(start.get(), {}) : -1;
 }
 
-int TlsTransport::take_over(StreamTransport* old, PyObject* protocol_, PyObject* waiter_) {
+int TlsTransport::take_over(StreamTransport* old, PyObject* protocol_, PyObject* waiter_, PyObject* received) {
     extra = Py_NewRef(old->extra);
+    if (received != Py_None) {
+        fed = PyBytes_AS_STRING(received);
+        fed_len = size_t(PyBytes_GET_SIZE(received));
+        if (hold_unread() < 0) return -1;
+    }
     if (set_protocol(protocol_) < 0 || schedule_started(waiter_) < 0) return -1;
     // Nothing fails from here.
     app_state = AppState::connected;
@@ -64,6 +72,7 @@ int TlsTransport::take_over(StreamTransport* old, PyObject* protocol_, PyObject*
 int TlsTransport::traverse_kind(visitproc visit, void* arg) const {
     Py_VISIT(tls_extra);
     Py_VISIT(sslobj);
+    Py_VISIT(ssl_owner);
     Py_VISIT(incoming);
     Py_VISIT(outgoing);
     Py_VISIT(waiter);
@@ -73,6 +82,15 @@ int TlsTransport::traverse_kind(visitproc visit, void* arg) const {
     Py_VISIT(shutdown_timer);
     for (const Pending& item : backlog) Py_VISIT(item.data);
     return StreamTransport::traverse_kind(visit, arg);
+}
+
+void TlsTransport::release_ssl() {
+    if (!ssl) return;
+    restore_memory_bios(*lib_, std::exchange(ssl, nullptr), memory_rbio, memory_wbio);
+    memory_rbio = memory_wbio = nullptr;
+    held.clear();
+    held_pos = 0;
+    unsent.clear();
 }
 
 void TlsTransport::clear_backlog() {
@@ -85,6 +103,10 @@ void TlsTransport::clear_backlog() {
 }
 
 void TlsTransport::clear_kind() {
+    // The SSL first, while the objects that own it and its MemoryBIOs are
+    // alive; nothing reads or writes records after.
+    release_ssl();
+    tls_state = State::unwrapped;
     clear_backlog();
     Py_CLEAR(tls_extra);
     Py_CLEAR(handshake_timer);
@@ -94,9 +116,8 @@ void TlsTransport::clear_kind() {
     Py_CLEAR(shutdown_timeout);
     Py_CLEAR(incoming);
     Py_CLEAR(outgoing);
+    Py_CLEAR(ssl_owner);
     Py_CLEAR(sslobj);
-    ssl = nullptr;
-    rbio = wbio = nullptr;
     StreamTransport::clear_kind();
 }
 
@@ -160,9 +181,16 @@ int TlsTransport::app_report(const char* message) {
 }
 
 // The SSL failed on the data path. The ssl module's own method, called the
-// same way, fails the same way (the SSL is in its failed state, and the
-// thread's error queue still holds the error): what it raises is the
-// exception asyncio would have seen. `arg` is the read size or the data.
+// same way, fails the same way (the SSL is in its failed state): what it
+// raises is the exception asyncio would have seen. `arg` is the read size
+// or the data.
+//
+// The data path does not empty the thread's OpenSSL error queue before
+// each call, as the ssl module does (ERR_clear_error costs more than a
+// small record's SSL_read): an error left there by other code only makes
+// SSL_get_error() report SSL_ERROR_SSL for what was a "want read", never
+// the other way round, and the replay, which does empty the queue first,
+// then raises SSLWantReadError, taken as "try again" like any other.
 int TlsTransport::replay_failure(const char* method, PyObject* arg) {
     Ref r = Ref::steal(PyObject_CallMethod(sslobj, method, "O", arg));
     if (r) {
@@ -271,7 +299,7 @@ int TlsTransport::on_events(uint32_t events) {
             }
             // Nothing new; but a retry after a BaseException unwound the
             // loop goes on with what the SSL already holds.
-            if ((incoming_pending() > 0 || lib_->SSL_pending(ssl) > 0) && after_feed() < 0) return -1;
+            if (!drained() && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
             if (feed(buf, size_t(n)) < 0) return -1;
@@ -284,21 +312,77 @@ int TlsTransport::on_events(uint32_t events) {
     return 0;
 }
 
-// sslproto's buffer_updated: the ciphertext goes into the incoming BIO,
-// then on by state.
+// sslproto's buffer_updated: the ciphertext read goes to the SSL, then on
+// by state; what the SSL leaves unread (part of a record) is kept.
 int TlsTransport::feed(const char* data, size_t n) {
-    while (n > 0) {
-        int chunk = n > size_t(INT32_MAX) ? INT32_MAX : int(n);
-        lib_->ERR_clear_error();
-        int written = lib_->BIO_write(rbio, data, chunk);
-        if (written <= 0) {
-            PyErr_NoMemory();
-            return -1;
+    fed = data;
+    fed_len = n;
+    int rc = after_feed();
+    if (hold_unread() < 0) return -1;
+    return rc;
+}
+
+int TlsTransport::hold_unread() {
+    if (fed_len == 0) return 0;
+    try {
+        if (held_pos == held.size()) {
+            held.clear();
+            held_pos = 0;
         }
-        data += written;
-        n -= size_t(written);
+        held.insert(held.end(), fed, fed + fed_len);
+    } catch (const std::bad_alloc&) {
+        fed = nullptr;
+        fed_len = 0;
+        PyErr_NoMemory();
+        return -1;
     }
-    return after_feed();
+    fed = nullptr;
+    fed_len = 0;
+    return 0;
+}
+
+size_t TlsTransport::take_ciphertext(char* out, size_t n) noexcept {
+    size_t got = 0;
+    if (held_pos < held.size()) {
+        got = std::min(n, held.size() - held_pos);
+        std::memcpy(out, held.data() + held_pos, got);
+        held_pos += got;
+        if (held_pos == held.size()) {
+            held.clear();
+            held_pos = 0;
+        }
+    }
+    if (got < n && fed_len > 0) {
+        size_t more = std::min(n - got, fed_len);
+        std::memcpy(out + got, fed, more);
+        fed += more;
+        fed_len -= more;
+        got += more;
+    }
+    return got;
+}
+
+bool TlsTransport::put_ciphertext(const char* data, size_t n) noexcept {
+    // The connection is gone: nothing more is sent, as sslproto's writes
+    // to a closed transport go nowhere.
+    if (!sock || conn_lost) return true;
+    if (queue.empty() && unsent.empty() && send_errno == 0) {
+        ssize_t r = write_some(data, n);
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            send_errno = errno;
+            return true;
+        }
+        if (r > 0) {
+            data += r;
+            n -= size_t(r);
+        }
+    }
+    try {
+        unsent.insert(unsent.end(), data, data + n);
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    return true;
 }
 
 int TlsTransport::after_feed() {
@@ -337,7 +421,7 @@ int TlsTransport::do_read() {
 // data_received; close_notify ends it.
 int TlsTransport::read_to_bytes() {
     ModuleState* st = state();
-    char* buf = read_buffer(core_loop());
+    char* buf = plaintext_buffer(core_loop());
     if (!buf) return -1;
     Ref joined;  // when more than the scratch buffer came
     size_t have = 0;
@@ -357,9 +441,9 @@ int TlsTransport::read_to_bytes() {
             have = 0;
         }
         size_t got = 0;
-        lib_->ERR_clear_error();
         if (lib_->SSL_read_ex(ssl, buf + have, kReadBufferSize - have, &got) == 1) {
             have += got;
+            if (drained()) break;
             continue;
         }
         int err = lib_->SSL_get_error(ssl, 0);
@@ -402,7 +486,7 @@ int TlsTransport::read_to_bytes() {
 // sslproto's _do_read__buffered: straight into the protocol's buffer.
 int TlsTransport::read_into_buffer() {
     ModuleState* st = state();
-    Ref hint = Ref::steal(PyLong_FromSize_t(incoming_pending()));
+    Ref hint = Ref::steal(PyLong_FromSize_t(ciphertext_pending()));
     if (!hint) return -1;
     Ref buf = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_get_buffer, hint.get()));
     if (!buf) return -1;
@@ -421,10 +505,10 @@ int TlsTransport::read_into_buffer() {
     int rc = 0;
     while (offset < capacity) {
         size_t got = 0;
-        lib_->ERR_clear_error();
         if (lib_->SSL_read_ex(ssl, static_cast<char*>(view.buf) + offset, capacity - offset, &got) == 1) {
             offset += got;
             full = offset == capacity;
+            if (drained()) break;
             continue;
         }
         int err = lib_->SSL_get_error(ssl, 0);
@@ -477,7 +561,7 @@ int TlsTransport::call_eof_received() {
 // sslproto's _control_ssl_reading: too much ciphertext waiting for a
 // paused application stops the socket's reading.
 int TlsTransport::control_ssl_reading() {
-    size_t size = incoming_pending();
+    size_t size = ciphertext_pending();
     if (size >= read_high && !ssl_reading_paused) {
         ssl_reading_paused = true;
     } else if (size <= read_low && ssl_reading_paused) {
@@ -567,7 +651,6 @@ int TlsTransport::app_write(PyObject* data) {
         Py_buffer view;
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
             size_t written = 0;
-            lib_->ERR_clear_error();
             int ok = lib_->SSL_write_ex(ssl, view.buf, size_t(view.len), &written);
             PyBuffer_Release(&view);
             int err = ok == 1 ? kTlsErrorNone : lib_->SSL_get_error(ssl, 0);
@@ -642,7 +725,6 @@ int TlsTransport::do_write() {
             return replay_failure("write", data) < 0 ? -1 : process_outgoing();
         }
         size_t written = 0;
-        lib_->ERR_clear_error();
         int ok = lib_->SSL_write_ex(ssl, view.buf, size_t(view.len), &written);
         PyBuffer_Release(&view);
         if (ok != 1) {
@@ -662,30 +744,23 @@ int TlsTransport::do_write() {
     return process_outgoing();
 }
 
-// sslproto's _process_outgoing: the ciphertext out to the socket, sent at
-// once from the BIO's memory when nothing waits before it.
+// sslproto's _process_outgoing: what the SSL wrote went to the socket as it
+// was written (put_ciphertext); what the kernel did not take waits in the
+// write queue, and a failed send is the transport's write error.
 int TlsTransport::process_outgoing() {
-    char* data = nullptr;
-    size_t n = lib_->peek(wbio, &data);
-    if (n > 0 && sock && !conn_lost) {
-        size_t sent = 0;
-        if (queue.empty()) {
-            ssize_t r = write_some(data, n);
-            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-                lib_->reset(wbio);
-                PyErr_SetFromErrno(PyExc_OSError);
-                return write_failed();
-            }
-            sent = r < 0 ? 0 : size_t(r);
-        }
-        if (sent < n) {
-            Ref rest = Ref::steal(PyBytes_FromStringAndSize(data + sent, Py_ssize_t(n - sent)));
-            if (!rest) return -1;
-            Py_buffer view;
-            if (PyObject_GetBuffer(rest.get(), &view, PyBUF_SIMPLE) < 0 || queue.push(&view, 0) < 0) return -1;
-        }
+    if (send_errno) {
+        unsent.clear();
+        errno = std::exchange(send_errno, 0);
+        PyErr_SetFromErrno(PyExc_OSError);
+        return write_failed();
     }
-    if (n > 0) lib_->reset(wbio);
+    if (!unsent.empty()) {
+        Ref rest = Ref::steal(PyBytes_FromStringAndSize(unsent.data(), Py_ssize_t(unsent.size())));
+        if (!rest) return -1;
+        unsent.clear();
+        Py_buffer view;
+        if (PyObject_GetBuffer(rest.get(), &view, PyBUF_SIMPLE) < 0 || queue.push(&view, 0) < 0) return -1;
+    }
     // sslproto's _control_app_writing.
     if (maybe_pause_protocol() < 0) return -1;
     return maybe_resume_protocol();
@@ -699,7 +774,8 @@ int TlsTransport::after_write_limits_changed() {
 }
 
 int TlsTransport::drop_queued_writes(PyObject* exc) {
-    if (wbio) lib_->reset(wbio);
+    unsent.clear();
+    send_errno = 0;
     return StreamTransport::drop_queued_writes(exc);
 }
 
@@ -798,7 +874,7 @@ bool TlsTransport::app_is_closing() const {
 // SSLProtocol.connection_lost, called as the socket goes.
 int TlsTransport::protocol_connection_lost(PyObject* exc) {
     clear_backlog();
-    if (wbio) lib_->reset(wbio);
+    unsent.clear();
     closed = true;
     int rc = 0;
     if (tls_state != State::handshaking && (app_state == AppState::connected || app_state == AppState::eof)) {
@@ -813,10 +889,10 @@ int TlsTransport::protocol_connection_lost(PyObject* exc) {
     // No record is read or written any more: the SSL goes (get_extra_info
     // still has the SSLObject), as asyncio's SSLProtocol goes with its
     // transport.
-    ssl = nullptr;
-    rbio = wbio = nullptr;
+    release_ssl();
     Py_CLEAR(incoming);
     Py_CLEAR(outgoing);
+    Py_CLEAR(ssl_owner);
     Py_CLEAR(sslobj);
     return rc;
 }

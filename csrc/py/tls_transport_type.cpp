@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "methods.hpp"
+#include "tls_bio.hpp"
 #include "tls_transport.hpp"
 
 namespace cxxloop::py {
@@ -95,7 +96,7 @@ struct TlsMethods {
     }
     static PyObject* get_read_buffer_size(PyObject* t, PyObject*) {
         TlsTransport* tr = of(t);
-        return PyLong_FromSize_t(tr->rbio ? tr->incoming_pending() : 0);
+        return PyLong_FromSize_t(tr->ciphertext_pending());
     }
 
     // The callbacks the transport schedules on the loop.
@@ -179,9 +180,18 @@ struct MemoryBioPrefix {
     OpaqueBio* bio;
 };
 
-// True (with the pointers set) if the SSL of `sslobj` can be driven here.
+// What find_ssl found: the SSL, the object that owns it, and the SSL's
+// BIOs, the MemoryBIOs'.
+struct FoundSsl {
+    OpaqueSsl* ssl = nullptr;
+    Ref owner;
+    OpaqueBio* rbio = nullptr;
+    OpaqueBio* wbio = nullptr;
+};
+
+// True (with `found` set) if the SSL of `sslobj` can be driven here.
 bool find_ssl(ModuleState* st, const TlsLibrary* lib, PyObject* sslobj, PyObject* incoming, PyObject* outgoing,
-              OpaqueSsl** ssl, OpaqueBio** rbio, OpaqueBio** wbio) {
+              FoundSsl* found) {
     if (Py_TYPE(sslobj) != reinterpret_cast<PyTypeObject*>(st->SSLObject)) return false;
     for (PyObject* bio : {incoming, outgoing}) {
         if (Py_TYPE(bio) != reinterpret_cast<PyTypeObject*>(st->MemoryBIO) ||
@@ -203,10 +213,13 @@ bool find_ssl(ModuleState* st, const TlsLibrary* lib, PyObject* sslobj, PyObject
     if (!candidate || lib->SSL_get_ex_data(candidate, 0) != inner.get()) return false;
     OpaqueBio* in = reinterpret_cast<MemoryBioPrefix*>(incoming)->bio;
     OpaqueBio* out = reinterpret_cast<MemoryBioPrefix*>(outgoing)->bio;
-    if (lib->SSL_get_rbio(candidate) != in || lib->SSL_get_wbio(candidate) != out) return false;
-    *ssl = candidate;
-    *rbio = in;
-    *wbio = out;
+    if (!in || !out || in == out || lib->SSL_get_rbio(candidate) != in || lib->SSL_get_wbio(candidate) != out) {
+        return false;
+    }
+    found->ssl = candidate;
+    found->owner = std::move(inner);
+    found->rbio = in;
+    found->wbio = out;
     return true;
 }
 
@@ -215,25 +228,29 @@ struct TlsArgs {
     PyObject *protocol, *sslobj, *incoming, *outgoing, *sslcontext, *waiter, *handshake_timeout, *shutdown_timeout;
 };
 
-// A TLS transport over `fd` for the SSL found by find_ssl, not started.
+// A TLS transport over `fd` for the SSL find_ssl found, not started: the
+// SSL now reads and writes through the transport's BIOs.
 PyObject* new_tls_transport(CoreLoop* loop, int fd, PyObject* context, bool schedule_in_context,
-                            const TlsLibrary* lib, const TlsArgs& a, OpaqueSsl* ssl, OpaqueBio* rbio, OpaqueBio* wbio) {
+                            const TlsLibrary* lib, const TlsArgs& a, FoundSsl& found) {
     ModuleState* st = loop->s.st;
     Ref tls_extra = Ref::steal(PyDict_New());
     if (!tls_extra || PyDict_SetItem(tls_extra.get(), st->s_sslcontext, a.sslcontext) < 0) return nullptr;
-    PyObject* t = new_transport<TlsTransport>(st->tls_transport_type, loop, fd, context, schedule_in_context, lib);
+    Ref t = Ref::steal(new_transport<TlsTransport>(st->tls_transport_type, loop, fd, context, schedule_in_context, lib));
     if (!t) return nullptr;
-    TlsTransport* tr = kind_of<TlsTransport>(t);
+    TlsTransport* tr = kind_of<TlsTransport>(t.get());
+    if (!attach_transport_bios(*lib, found.ssl, tr)) return PyErr_NoMemory();
+    tr->ssl = found.ssl;
+    tr->ssl_owner = found.owner.release();
+    tr->memory_rbio = found.rbio;
+    tr->memory_wbio = found.wbio;
+    lib->keep_buffers(tr->ssl);
     tr->tls_extra = tls_extra.release();
     tr->sslobj = Py_NewRef(a.sslobj);
     tr->incoming = Py_NewRef(a.incoming);
     tr->outgoing = Py_NewRef(a.outgoing);
     tr->handshake_timeout = Py_NewRef(a.handshake_timeout);
     tr->shutdown_timeout = Py_NewRef(a.shutdown_timeout);
-    tr->ssl = ssl;
-    tr->rbio = rbio;
-    tr->wbio = wbio;
-    return t;
+    return t.release();
 }
 
 // loop._make_tls_transport(sock, protocol, sslobj, incoming, outgoing,
@@ -251,10 +268,9 @@ PyObject* make_tls_transport(PyObject* op, PyObject* const* args, Py_ssize_t nar
     if (check_closed(loop) < 0 || check_context_arg(context) < 0) return nullptr;
     ModuleState* st = loop->s.st;
     const TlsLibrary* lib = TlsLibrary::get();
-    OpaqueSsl* ssl = nullptr;
-    OpaqueBio *rbio = nullptr, *wbio = nullptr;
+    FoundSsl found;
     if (!lib || Py_TYPE(sock) != reinterpret_cast<PyTypeObject*>(st->socket_type) ||
-        !find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &ssl, &rbio, &wbio)) {
+        !find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &found)) {
         Py_RETURN_NONE;
     }
     int fd = sock_fileno(st, sock);
@@ -265,7 +281,7 @@ PyObject* make_tls_transport(PyObject* op, PyObject* const* args, Py_ssize_t nar
     if (!r) return nullptr;
     Ref own_context = Ref::steal(context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context));
     if (!own_context) return nullptr;
-    Ref t = Ref::steal(new_tls_transport(loop, fd, own_context.get(), context != Py_None, lib, a, ssl, rbio, wbio));
+    Ref t = Ref::steal(new_tls_transport(loop, fd, own_context.get(), context != Py_None, lib, a, found));
     if (!t || kind_of<TlsTransport>(t.get())->start(sock, a.protocol, a.waiter, extra_dict.get(), server) < 0) {
         return nullptr;
     }
@@ -273,16 +289,21 @@ PyObject* make_tls_transport(PyObject* op, PyObject* const* args, Py_ssize_t nar
 }
 
 // loop._tls_take_over(transport, protocol, sslobj, incoming, outgoing,
-// sslcontext, waiter, handshake_timeout, shutdown_timeout): start_tls over
-// one of the loop's socket transports, whose socket the TLS transport
-// takes over; None (the transport untouched) where it cannot, and
-// asyncio's start_tls runs instead.
+// sslcontext, waiter, handshake_timeout, shutdown_timeout, received):
+// start_tls over one of the loop's socket transports, whose socket the TLS
+// transport takes over, `received` (bytes or None) being what was read from
+// it before and is the start of the handshake; None (the transport
+// untouched) where it cannot, and asyncio's start_tls runs instead.
 PyObject* tls_take_over(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_Format(PyExc_TypeError, "_tls_take_over() takes 9 arguments (%zd given)", nargs);
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "_tls_take_over() takes 10 arguments (%zd given)", nargs);
         return nullptr;
     }
-    PyObject* transport = args[0];
+    PyObject *transport = args[0], *received = args[9];
+    if (received != Py_None && !PyBytes_Check(received)) {
+        PyErr_Format(PyExc_TypeError, "received must be bytes or None, not %.200s", Py_TYPE(received)->tp_name);
+        return nullptr;
+    }
     TlsArgs a{args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]};
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
     if (check_closed(loop) < 0) return nullptr;
@@ -297,12 +318,10 @@ PyObject* tls_take_over(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
         Py_TYPE(old->sock) != reinterpret_cast<PyTypeObject*>(st->socket_type)) {
         Py_RETURN_NONE;
     }
-    OpaqueSsl* ssl = nullptr;
-    OpaqueBio *rbio = nullptr, *wbio = nullptr;
-    if (!find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &ssl, &rbio, &wbio)) Py_RETURN_NONE;
-    Ref t = Ref::steal(
-        new_tls_transport(loop, old->fd, old->context, old->schedule_in_context, lib, a, ssl, rbio, wbio));
-    if (!t || kind_of<TlsTransport>(t.get())->take_over(old, a.protocol, a.waiter) < 0) return nullptr;
+    FoundSsl found;
+    if (!find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &found)) Py_RETURN_NONE;
+    Ref t = Ref::steal(new_tls_transport(loop, old->fd, old->context, old->schedule_in_context, lib, a, found));
+    if (!t || kind_of<TlsTransport>(t.get())->take_over(old, a.protocol, a.waiter, received) < 0) return nullptr;
     return t.release();
 }
 
