@@ -239,7 +239,7 @@ int ByteStreamTransport::flush() {
         // says when to go on. A full one may just have hit kMaxIov.
         if (size_t(sent) < want) break;
     }
-    if (maybe_resume_protocol() < 0) return -1;  // may write more
+    if (after_send() < 0) return -1;  // may write more
     if (!queue.empty()) return 0;
     return after_flush();
 }

@@ -32,13 +32,18 @@ class TlsTransport : public StreamTransport {
 public:
     enum class State : uint8_t { handshaking, wrapped, flushing, shutting_down, unwrapped };
     enum class AppState : uint8_t { init, connected, eof, lost };
+    static constexpr size_t kReadHighWater = 256 * 1024;  // sslproto's FLOW_CONTROL_HIGH_WATER_SSL_READ
 
     TlsTransport(CoreLoop* loop, int fd, PyObject* context, bool schedule_in_context, const TlsLibrary* lib);
 
     // ---- Transport ----
     int on_events(uint32_t events) override;
     bool has_queued_writes() const override { return !queue.empty() || !unsent.empty(); }
-    size_t write_buffer_size() const override { return backlog_bytes + unsent.size() + queue.bytes(); }
+    // What sslproto's transport counts: the application's data not
+    // encrypted yet and the ciphertext held back while the socket's
+    // buffer is over its own marks; not what that buffer holds.
+    size_t write_buffer_size() const override { return backlog_bytes + unsent.size(); }
+    int after_send() override;
     size_t default_high_water() const override { return 512 * 1024; }
     bool over_high_water() const override;
     int after_write_limits_changed() override;
@@ -83,8 +88,10 @@ public:
 
     // Up to `n` bytes of the ciphertext received, for the SSL; 0 if none.
     size_t take_ciphertext(char* out, size_t n) noexcept;
-    // What the SSL writes: sent at once if nothing waits before it, the
-    // rest kept in `unsent`. False only if memory ran out.
+    // What the SSL writes: kept in `unsent`, or, for the application's
+    // data, sent at once if nothing waits before it (and the socket's
+    // buffer is under its marks).
+    // False only if memory ran out.
     bool put_ciphertext(const char* data, size_t n) noexcept;
     // The ciphertext received that the SSL has not read.
     size_t ciphertext_pending() const noexcept { return fed_len + held.size() - held_pos; }
@@ -114,8 +121,14 @@ private:
     int do_shutdown();
     int start_shutdown();
     int process_outgoing();
+    // SSL_write_ex of the application's bytes; `send_now` for a single
+    // write() that process_outgoing() follows at once.
+    int write_records(const Py_buffer& view, size_t* written, bool send_now);
+    int send_unsent();
     int control_ssl_reading();
     int call_eof_received();
+    int deliver_failed(bool close_notify);
+    int peer_closed_tls();
     int feed(const char* data, size_t n);
     int after_feed();
     int replay_failure(const char* method, PyObject* arg);
@@ -157,16 +170,30 @@ private:
     // process_outgoing() queues it; and an error of that send.
     std::vector<char> unsent;
     int send_errno = 0;
-    size_t read_high = 256 * 1024;   // ciphertext held before the socket pauses
-    size_t read_low = 64 * 1024;
+    // The two levels of asyncio's write flow control: the socket's buffer
+    // (the queue) over its marks holds the ciphertext back in `unsent`
+    // (sslproto's _ssl_writing_paused), which counts towards the
+    // application's marks (512 KiB / 128 KiB).
+    size_t socket_high_water = 64 * 1024;
+    size_t socket_low_water = 16 * 1024;
+    bool ssl_writing_paused = false;
+    bool writing_records = false;  // inside write_records()
+    // Read flow control: the ciphertext held before the socket stops being
+    // read, and the marks as given to set_read_buffer_limits (or null).
+    size_t read_high = kReadHighWater;
+    size_t read_low = kReadHighWater / 4;
+    PyObject* read_high_obj = nullptr;
+    PyObject* read_low_obj = nullptr;
     int app_writes_dropped = 0;      // writes after the connection ended
     State tls_state = State::handshaking;
     AppState app_state = AppState::init;
     bool app_reading_paused = false;
     bool ssl_reading_paused = false;
     bool tcp_eof = false;            // the peer shut its side down (asyncio's _eof_received)
+    bool close_notify_unhandled = false;  // see deliver_failed()
     bool closed = false;             // the application called close() or abort()
     bool handshake_started = false;
+    double handshake_started_at = -1;  // loop.time() in debug mode, for its log
 
     friend struct TlsMethods;
 };

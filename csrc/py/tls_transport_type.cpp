@@ -41,20 +41,21 @@ struct TlsMethods {
 
     // sslproto's _get_extra_info: the TLS details, then the socket's while
     // it is there.
-    static PyObject* get_extra_info(PyObject* t, PyObject* const* args, Py_ssize_t nargs) {
-        if (nargs < 1 || nargs > 2) {
-            PyErr_Format(PyExc_TypeError, "get_extra_info() takes 1 or 2 arguments (%zd given)", nargs);
+    static PyObject* get_extra_info(PyObject* t, PyObject* args, PyObject* kwargs) {
+        static const char* kwlist[] = {"name", "default", nullptr};
+        PyObject *name, *dflt = Py_None;
+        if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:get_extra_info", const_cast<char**>(kwlist), &name,
+                                         &dflt)) {
             return nullptr;
         }
         TlsTransport* tr = of(t);
-        PyObject* dflt = nargs == 2 ? args[1] : Py_None;
         if (tr->tls_extra) {
-            PyObject* v = PyDict_GetItemWithError(tr->tls_extra, args[0]);
+            PyObject* v = PyDict_GetItemWithError(tr->tls_extra, name);
             if (v) return Py_NewRef(v);
             if (PyErr_Occurred()) return nullptr;
         }
         if (!tr->sock || !tr->extra) return Py_NewRef(dflt);
-        PyObject* v = PyDict_GetItemWithError(tr->extra, args[0]);
+        PyObject* v = PyDict_GetItemWithError(tr->extra, name);
         if (v) return Py_NewRef(v);
         return PyErr_Occurred() ? nullptr : Py_NewRef(dflt);
     }
@@ -68,31 +69,18 @@ struct TlsMethods {
                                          &high, &low)) {
             return nullptr;
         }
-        Py_ssize_t hi = 256 * 1024, lo;
-        if (high != Py_None && (hi = PyNumber_AsSsize_t(high, PyExc_OverflowError)) == -1 && PyErr_Occurred()) {
-            return nullptr;
-        }
-        if (high == Py_None && low != Py_None) {
-            if ((lo = PyNumber_AsSsize_t(low, PyExc_OverflowError)) == -1 && PyErr_Occurred()) return nullptr;
-            hi = 4 * lo;
-        }
-        if (low == Py_None) {
-            lo = hi / 4;
-        } else if ((lo = PyNumber_AsSsize_t(low, PyExc_OverflowError)) == -1 && PyErr_Occurred()) {
-            return nullptr;
-        }
-        if (!(hi >= lo && lo >= 0)) {
-            PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", hi, lo);
-            return nullptr;
-        }
         TlsTransport* tr = of(t);
-        tr->read_high = size_t(hi);
-        tr->read_low = size_t(lo);
+        if (set_water_marks(high, low, TlsTransport::kReadHighWater, &tr->read_high_obj, &tr->read_low_obj,
+                            &tr->read_high, &tr->read_low) < 0) {
+            return nullptr;
+        }
         return none_or_null(tr->control_ssl_reading());
     }
     static PyObject* get_read_buffer_limits(PyObject* t, PyObject*) {
         TlsTransport* tr = of(t);
-        return Py_BuildValue("(nn)", Py_ssize_t(tr->read_low), Py_ssize_t(tr->read_high));
+        Ref low = Ref::steal(water_mark(tr->read_low_obj, tr->read_low));
+        Ref high = Ref::steal(water_mark(tr->read_high_obj, tr->read_high));
+        return low && high ? PyTuple_Pack(2, low.get(), high.get()) : nullptr;
     }
     static PyObject* get_read_buffer_size(PyObject* t, PyObject*) {
         TlsTransport* tr = of(t);
@@ -144,7 +132,7 @@ const PyMethodDef tls_methods[] = {
     method_noargs<TlsMethods::is_reading>("is_reading", "Return True unless reading is paused."),
     method_noargs<TlsMethods::pause_reading>("pause_reading", "Stop passing received data to the protocol."),
     method_noargs<TlsMethods::resume_reading>("resume_reading", "Resume passing received data to the protocol."),
-    method_fastcall<TlsMethods::get_extra_info>("get_extra_info", "get_extra_info(name, default=None)"),
+    method_varargs_kw<TlsMethods::get_extra_info>("get_extra_info", "get_extra_info(name, default=None)"),
     method_varargs_kw<TlsMethods::set_read_buffer_limits>("set_read_buffer_limits",
                                                           "set_read_buffer_limits(high=None, low=None)"),
     method_noargs<TlsMethods::get_read_buffer_limits>("get_read_buffer_limits", "Return (low, high) read limits."),
@@ -320,7 +308,12 @@ PyObject* tls_take_over(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
     }
     FoundSsl found;
     if (!find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &found)) Py_RETURN_NONE;
-    Ref t = Ref::steal(new_tls_transport(loop, old->fd, old->context, old->schedule_in_context, lib, a, found));
+    // asyncio's start_tls resumes reading with call_soon: unless the old
+    // transport was given a context (3.15), the reads run in a copy of the
+    // one current here.
+    Ref context = Ref::steal(old->schedule_in_context ? Py_NewRef(old->context) : PyContext_CopyCurrent());
+    if (!context) return nullptr;
+    Ref t = Ref::steal(new_tls_transport(loop, old->fd, context.get(), old->schedule_in_context, lib, a, found));
     if (!t || kind_of<TlsTransport>(t.get())->take_over(old, a.protocol, a.waiter, received) < 0) return nullptr;
     return t.release();
 }
