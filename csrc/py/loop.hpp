@@ -20,6 +20,7 @@
 #include "../core/ring.hpp"
 #include "../core/timer_heap.hpp"
 #include "../core/wakeup.hpp"
+#include "loop_stats.hpp"
 #include "module_state.hpp"
 
 namespace cxxloop::py {
@@ -88,6 +89,7 @@ struct LoopState {
     bool closed = false;
     bool stopping = false;
     bool debug = false;
+    LoopStats stats;  // loop.stats(), and the slow-callback watch
 };
 
 struct CoreLoop {

@@ -322,6 +322,7 @@ int TlsTransport::on_events(uint32_t events) {
             if ((!drained() || close_notify_unhandled) && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
+            note_read(core_loop()->s.stats, n);
             if (feed(buf, size_t(n)) < 0) return -1;
             if ((more || peer_closed) && !closing && !read_eof && !ssl_reading_paused && schedule(kReadable) < 0) {
                 return -1;
@@ -405,6 +406,7 @@ bool TlsTransport::put_ciphertext(const char* data, size_t n) noexcept {
             return true;
         }
         if (r > 0) {
+            note_written(core_loop()->s.stats, r);
             data += r;
             n -= size_t(r);
         }

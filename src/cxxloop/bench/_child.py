@@ -38,7 +38,7 @@ def _unsupported(exc: NotImplementedError) -> dict:
     return {"unsupported": f"NotImplementedError from {frame.name}() ({frame.filename}:{frame.lineno})"}
 
 
-def measure(loop: asyncio.AbstractEventLoop, workload: Workload, size: int) -> dict:
+def measure(loop: asyncio.AbstractEventLoop, workload: Workload, size: int, warm_up: bool = True) -> dict:
     """Run `workload` on `loop`: a warm-up, then the timed run. A loop that
     raises NotImplementedError lacks something the workload needs, which is
     a result ("n/a" in the table), not a failure."""
@@ -46,7 +46,8 @@ def measure(loop: asyncio.AbstractEventLoop, workload: Workload, size: int) -> d
     try:
         # A small warm-up run first: imports, lazily created threads and
         # first-call caches are not what is being measured.
-        workload.run(loop, max(1, size // 10))
+        if warm_up:
+            workload.run(loop, max(1, size // 10))
         gc.collect()
         measured = workload.run(loop, size)
     except NotImplementedError as exc:
@@ -62,6 +63,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--loop", required=True)
     parser.add_argument("--workload", required=True)
     parser.add_argument("--size", type=int, required=True)
+    parser.add_argument("--no-warmup", action="store_true", help="run the measured size only")
     args = parser.parse_args(argv)
 
     workload = all_workloads()[args.workload]
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> None:
         workload.ceiling(max(1, args.size // 10))  # warm-up, as below
         result = record(workload.ceiling(args.size), "none (plain C server)")
     else:
-        result = measure(new_loop(args.loop), workload, args.size)
+        result = measure(new_loop(args.loop), workload, args.size, warm_up=not args.no_warmup)
     print(json.dumps(result), flush=True)
 
 

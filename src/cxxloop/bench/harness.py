@@ -21,7 +21,7 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import report
+from . import instructions, report
 from .loops import CEILING, LOOPS, available, version
 from .loops import get as get_loop
 from .workloads import Workload, all_workloads
@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="output directory")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per measurement")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions per operation with callgrind instead of timing (quick sizes, "
+                        "one run; see cxxloop/bench/instructions.py)")
     return p
 
 
@@ -130,8 +133,9 @@ def _new_results(args: argparse.Namespace, argv: list[str] | None,
 def _run_names(workload: Workload, loops: list[str]) -> list[str]:
     """What one round measures of `workload`: each loop it applies to, then
     its ceiling. A loop that changes only transports gives nothing new on a
-    workload without them."""
-    names = [name for name in loops if workload.transports or not get_loop(name).transports_only]
+    workload without them; a workload may name the only loops it runs on."""
+    names = [name for name in loops if (workload.transports or not get_loop(name).transports_only)
+             and (workload.loops is None or name in workload.loops)]
     return [*names, CEILING] if workload.ceiling else names
 
 
@@ -172,8 +176,9 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     workloads = all_workloads()
     if args.list:
+        width = max(len(name) for name in workloads)
         for w in workloads.values():
-            print(f"{w.name:22} {w.description}")
+            print(f"{w.name:{width}} {w.description}")
         return 0
 
     selected = []
@@ -189,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
         if name not in loops:
             note = get_loop(name).note
             print(f"skipping loop {name}: not installed{f' ({note})' if note else ''}", flush=True)
+    if args.instructions:
+        if reason := instructions.missing():
+            raise SystemExit(reason)
+        sizes = {w.name: max(1, round(w.quick_size * args.scale)) for w in selected}
+        return instructions.run(selected, lambda w: [n for n in _run_names(w, loops) if n != CEILING], sizes,
+                                args.timeout, args.out)
     rounds = args.rounds or (2 if args.quick else 5)
 
     results = _new_results(args, argv, selected, loops, rounds)

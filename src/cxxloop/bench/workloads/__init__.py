@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from .timing import Measured
 
 # Modules holding workloads, in the order their workloads are run and shown.
-_MODULES = ("micro", "transports", "net", "tls")
+# observability's are variants of the others': it comes last.
+_MODULES = ("micro", "transports", "net", "tls", "observability")
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,11 @@ class Workload:
     # reference point: ceiling(size) -> Measured, the CPU time being the C
     # server's. Measured once per round, shown as its own column.
     ceiling: Callable[[int], Measured] | None = None
+    # The only loops it runs on; None for all.
+    loops: tuple[str, ...] | None = None
+    # The workload this one is a variant of (the same work, the loop set up
+    # otherwise): --instructions shows the difference from it.
+    variant_of: str | None = None
 
 
 def all_workloads() -> dict[str, Workload]:
