@@ -1,31 +1,42 @@
 # The two entry points of the README:
 #   make bench   build cxxloop into a venv and run the benchmark
-#   make test    build and test on every CPython >= 3.11 on this machine,
-#                plus the C++ unit tests and an ASan+UBSan build
+#   make test    build and test on every CPython >= 3.11 on this machine and
+#                on 3.14 and 3.15 in a Debian sid root, plus the C++ unit
+#                tests and ASan+UBSan builds
 SHELL := /bin/bash
 PYTHON ?= $(firstword $(shell tools/find-pythons))
 PYTHONS ?= $(shell tools/find-pythons)
 PYTEST_ARGS ?=
+# test-python's venvs are $(VENV)<version>, test-asan's is $(ASAN_VENV); the
+# sid runs name theirs apart, so a host with the same version keeps its own.
+VENV ?= .venv-
+ASAN_VENV ?= .venv-asan
+# Interpreters that bookworm lacks, tested inside the sid root
+# (tools/sid-root builds it, tools/in-sid runs a command in it).
+SID_PYTHONS ?= python3.14 python3.15
+SID_ASAN_PYTHON ?= python3.15
 
-.PHONY: bench test test-python test-cpp test-asan test-external deps wheel clean
+.PHONY: bench test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
 # wheel first: tests/test_wheel.py installs what it puts in dist/.
-test: deps test-cpp wheel test-python test-asan test-external
+test: deps test-cpp wheel test-python test-asan test-external test-sid
 
 deps:
 	tools/apt-deps
 
+# Every version runs even when an earlier one fails, so one run shows them all.
 test-python:
-	@set -e; for py in $(PYTHONS); do \
+	@failed=; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv .venv-$$ver $$py '.[test,test-integrations]'; \
-	  .venv-$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS); \
-	done
+	  tools/venv $(VENV)$$ver $$py '.[test,test-integrations]' && \
+	  $(VENV)$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || failed="$$failed $$ver"; \
+	done; \
+	if [ -n "$$failed" ]; then echo "=== failed on CPython$$failed"; exit 1; fi
 
 # dist/: the sdist, and a wheel built from it for $(PYTHON), repaired to a
 # manylinux tag by auditwheel.
@@ -37,12 +48,22 @@ test-cpp:
 
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
-	CXXLOOP_SANITIZE=ON tools/venv .venv-asan $(PYTHON) '.[test,test-integrations]'
+	CXXLOOP_SANITIZE=ON tools/venv $(ASAN_VENV) $(PYTHON) '.[test,test-integrations]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
-	ldd .venv-asan/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
+	ldd $(ASAN_VENV)/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
 	@# log: pytest's default captures it into a file that the abort discards.
-	tools/run-asan .venv-asan/bin/python -m pytest -p no:cacheprovider --capture=sys $(PYTEST_ARGS)
+	tools/run-asan $(ASAN_VENV)/bin/python -m pytest -p no:cacheprovider --capture=sys $(PYTEST_ARGS)
+
+# The same two targets inside the sid root, where make sees only what its
+# command line passes (tools/in-sid runs with a clean environment).
+test-sid: test-sid-python test-sid-asan
+
+test-sid-python:
+	tools/in-sid $(MAKE) --no-print-directory test-python PYTHONS='$(SID_PYTHONS)' VENV=.venv-sid- PYTEST_ARGS='$(PYTEST_ARGS)'
+
+test-sid-asan:
+	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) PYTEST_ARGS='$(PYTEST_ARGS)'
 
 # Other projects' suites (tests/external) on asyncio and on cxxloop, compared per
 # test: the full selection on the last Python of PYTHONS, the quick one on the others.

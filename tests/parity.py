@@ -75,15 +75,17 @@ class LifecycleRecorder:
 
 
 def tls_contexts(directory) -> tuple[ssl.SSLContext, ssl.SSLContext]:
-    """A server context with a fresh self-signed certificate for
-    'localhost' (made in `directory`), and a client context that trusts it."""
+    """A server context with a self-signed certificate for 'localhost'
+    (made in `directory` unless one is there already), and a client
+    context that trusts it; fresh contexts on each call."""
     cert, key = os.path.join(directory, "cert.pem"), os.path.join(directory, "key.pem")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
-         "-keyout", key, "-out", cert],
-        check=True, capture_output=True,
-    )
+    if not os.path.exists(cert):
+        subprocess.run(
+            ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+             "-keyout", key, "-out", cert],
+            check=True, capture_output=True,
+        )
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     server.load_cert_chain(cert, key)
     client = ssl.create_default_context(cafile=cert)

@@ -11,9 +11,11 @@ the TLS transport does, compared with asyncio's, is in test_tls_parity.py.
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import ssl
 import threading
+import weakref
 
 import pytest
 
@@ -391,3 +393,77 @@ def test_handshake_timeout_against_a_silent_server(contexts):
         listener.close()
 
     run(main())
+
+
+def test_the_ssl_object_is_an_ordinary_one_after_the_connection(contexts):
+    """The transport drives the SSL over BIOs of its own and gives it back
+    its MemoryBIOs when done: the SSLObject get_extra_info returned keeps
+    working (and failing) as the ssl module's own."""
+    server_ctx, client_ctx = contexts
+
+    async def main():
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        sslobj = writer.get_extra_info("ssl_object")
+        writer.write(b"ping")
+        assert await reader.readexactly(4) == b"ping"
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+        return sslobj
+
+    sslobj = run(main())
+    assert sslobj.getpeercert()["subject"] == ((("commonName", "localhost"),),)
+    assert sslobj.pending() == 0
+    with pytest.raises(ssl.SSLError):
+        sslobj.read(10)  # the TLS session is over
+
+
+@pytest.mark.parametrize("path", ["create_connection", "start_tls"])
+def test_a_failed_certificate_leaves_no_cycle(contexts, path):
+    """With the collector off, the transports of a connection whose
+    certificate check failed are freed by reference counting alone."""
+    server_ctx, _ = contexts
+    untrusting = ssl.create_default_context()
+    listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def peer():
+        conn, _ = listener.accept()
+        try:
+            server_ctx.wrap_socket(conn, server_side=True).close()
+        except OSError:
+            conn.close()
+
+    thread = threading.Thread(target=peer)
+    thread.start()
+    refs = []
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        if path == "create_connection":
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await loop.create_connection(asyncio.Protocol, "127.0.0.1", port, ssl=untrusting,
+                                             server_hostname="localhost")
+        else:
+            tr, proto = await loop.create_connection(asyncio.Protocol, "127.0.0.1", port)
+            refs.append(weakref.ref(tr))
+            with pytest.raises(ssl.SSLCertVerificationError):
+                await loop.start_tls(tr, proto, untrusting, server_hostname="localhost")
+            del tr, proto
+        # What the failure scheduled runs.
+        await asyncio.sleep(0.05)
+        refs.extend(weakref.ref(t) for t in list(loop._transports.values()))
+
+    gc.collect()
+    gc.disable()
+    try:
+        run(main())
+        assert [r() for r in refs] == [None] * len(refs)
+    finally:
+        gc.enable()
+        thread.join()
+        listener.close()

@@ -83,6 +83,7 @@ int ByteStreamTransport::read_into_protocol(bool* more) {
         Py_ssize_t n = PyLong_AsSsize_t(got.get());
         if (n < 0) return PyErr_Occurred() ? after_failed_call() : 0;
         if (n == 0) return on_eof();
+        note_read(core_loop()->s.stats, n);
         *more = n == len;
         return call_protocol(st->s_buffer_updated, {got.get()}, "Fatal error: protocol.buffer_updated() call failed.");
     }
@@ -104,6 +105,7 @@ int ByteStreamTransport::read_into_protocol(bool* more) {
         return after_read(n, asked, more);
     }
     *more = size_t(n) == asked || reads_are_messages();
+    note_read(core_loop()->s.stats, n);
     Ref nbytes = Ref::steal(PyLong_FromSsize_t(n));
     if (!nbytes) return -1;
     return call_protocol(st->s_buffer_updated, {nbytes.get()}, "Fatal error: protocol.buffer_updated() call failed.");
@@ -136,6 +138,7 @@ int ByteStreamTransport::read_large(bool* more) {
     // Data that arrives after FIONREAD raises a new edge; only a capped
     // read leaves bytes behind that nothing will report again.
     *more = size_t(waiting) > want;
+    note_read(core_loop()->s.stats, n);
     if (size_t(n) < want && _PyBytes_Resize(&raw, n) < 0) return -1;
     Ref data = Ref::steal(raw);
     return call_protocol(state()->s_data_received, {data.get()}, "Fatal error: protocol.data_received() call failed.");
@@ -152,6 +155,7 @@ int ByteStreamTransport::recv_to_bytes(bool* more) {
     if (n < 0) return after_failed_call();
     if (n == 0) return on_eof();
     *more = size_t(n) == kReadBufferSize;
+    note_read(core_loop()->s.stats, n);
     return call_protocol(st->s_data_received, {data.get()}, "Fatal error: protocol.data_received() call failed.");
 }
 
@@ -171,6 +175,7 @@ int ByteStreamTransport::read_to_bytes(bool* more) {
     if (n <= 0) return after_read(n, kReadBufferSize, more);
     *more = size_t(n) == kReadBufferSize || reads_are_messages();
     large_reads = size_t(n) >= kLargeRead;
+    note_read(core_loop()->s.stats, n);
     Ref data = Ref::steal(PyBytes_FromStringAndSize(buf, n));
     if (!data) return -1;
     return call_protocol(state()->s_data_received, {data.get()}, "Fatal error: protocol.data_received() call failed.");

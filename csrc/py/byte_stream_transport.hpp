@@ -43,6 +43,8 @@ public:
     virtual const char* write_refused() const;
     // What follows the last queued byte.
     virtual int after_flush() { return write_done(); }
+    // After a flush sent some of the queue: asyncio's _maybe_resume_protocol.
+    virtual int after_send() { return maybe_resume_protocol(); }
     // The system calls, retried on EINTR; -1 with errno set.
     virtual ssize_t read_some(void* buf, size_t len);
     virtual ssize_t write_some(const void* buf, size_t len);

@@ -127,6 +127,7 @@ int ByteStreamTransport::write_data(PyObject* data) {
             return must_propagate() ? -1 : write_failed();
         }
         sent = size_t(n);
+        note_written(core_loop()->s.stats, n);
         if (sent == size_t(view.len)) {
             PyBuffer_Release(&view);
             return 0;
@@ -232,12 +233,13 @@ int ByteStreamTransport::flush() {
             }
         }
         if (sent == 0) return 0;
+        note_written(core_loop()->s.stats, sent);
         queue.consume(size_t(sent));
         // A short write means the kernel's buffer is full: the next edge
         // says when to go on. A full one may just have hit kMaxIov.
         if (size_t(sent) < want) break;
     }
-    if (maybe_resume_protocol() < 0) return -1;  // may write more
+    if (after_send() < 0) return -1;  // may write more
     if (!queue.empty()) return 0;
     return after_flush();
 }

@@ -140,6 +140,9 @@ int DatagramTransport::receive(Ref* data, Ref* addr) {
         }
         *data = Ref::borrow(PyTuple_GET_ITEM(pair.get(), 0));
         *addr = Ref::borrow(PyTuple_GET_ITEM(pair.get(), 1));
+        Py_ssize_t n = PyObject_Size(data->get());
+        if (n < 0) PyErr_Clear();  // the protocol gets it all the same
+        note_read(core_loop()->s.stats, n);
         return 1;
     }
     char* buf = read_buffer(core_loop());
@@ -156,6 +159,7 @@ int DatagramTransport::receive(Ref* data, Ref* addr) {
         PyErr_SetFromErrno(PyExc_OSError);
         return -1;
     }
+    note_read(core_loop()->s.stats, n);
     *data = Ref::steal(PyBytes_FromStringAndSize(buf, n));
     if (!*data) return -1;
     *addr = Ref::steal(make_address(sa, len));
@@ -173,6 +177,7 @@ int DatagramTransport::send_one(PyObject* data, PyObject* addr) {
             n = send(fd, view.buf, size_t(view.len), 0);
         } while (n < 0 && errno == EINTR);
         PyBuffer_Release(&view);
+        note_written(core_loop()->s.stats, n);
         if (n >= 0) return 1;
         if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
         PyErr_SetFromErrno(PyExc_OSError);
@@ -180,7 +185,12 @@ int DatagramTransport::send_one(PyObject* data, PyObject* addr) {
     }
     PyObject* args[] = {sock, data, addr};
     Ref r = Ref::steal(PyObject_VectorcallMethod(state()->s_sendto, args, 3 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
-    if (r) return 1;
+    if (r) {
+        Py_ssize_t n = PyLong_Check(r.get()) ? PyLong_AsSsize_t(r.get()) : 0;
+        if (n < 0) PyErr_Clear();  // sent all the same
+        note_written(core_loop()->s.stats, n);
+        return 1;
+    }
     if (!would_block()) return -1;
     PyErr_Clear();
     return 0;

@@ -252,7 +252,10 @@ void handle_cancel(PyObject* self) {
     if (d->cancelled) return;
     d->cancelled = true;
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(d->loop);
-    if (d->scheduled) loop->s.timer_cancelled_count++;
+    if (d->scheduled) {
+        loop->s.timer_cancelled_count++;
+        if (loop->s.stats.on) loop->s.stats.timers_cancelled++;
+    }
     if (loop->s.debug) {
         // Keep the description of what was cancelled for later repr().
         PyObject* repr = PyObject_Repr(self);

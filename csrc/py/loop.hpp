@@ -20,6 +20,7 @@
 #include "../core/ring.hpp"
 #include "../core/timer_heap.hpp"
 #include "../core/wakeup.hpp"
+#include "loop_stats.hpp"
 #include "module_state.hpp"
 
 namespace cxxloop::py {
@@ -67,6 +68,7 @@ struct LoopState {
     Wakeup wakeup;
     std::vector<FdWatch> fds;        // indexed by fd
     std::unique_ptr<char[]> read_buf;  // kReadBufferSize scratch, made on first read
+    std::unique_ptr<char[]> plaintext_buf;  // the same, for what TLS decrypts
     PyObject* task_factory = nullptr;
     PyObject* current_handle = nullptr;  // debug mode only, as in asyncio
     PyObject* old_agen_hooks = nullptr;  // saved by run_forever
@@ -87,6 +89,7 @@ struct LoopState {
     bool closed = false;
     bool stopping = false;
     bool debug = false;
+    LoopStats stats;  // loop.stats(), and the slow-callback watch
 };
 
 struct CoreLoop {
@@ -97,6 +100,9 @@ struct CoreLoop {
 // The loop's kReadBufferSize scratch buffer that transports read into,
 // made on first use; null with MemoryError.
 char* read_buffer(CoreLoop* self);
+// A second such buffer, for the plaintext a TLS transport decrypts while
+// the first still holds the ciphertext it came in.
+char* plaintext_buffer(CoreLoop* self);
 // loop.time() as the loop reads it (loop_schedule.cpp): the monotonic
 // clock, unless time_replaced; -1.0 with an exception set.
 double loop_now(CoreLoop* self);

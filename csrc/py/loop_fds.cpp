@@ -19,14 +19,21 @@
 
 namespace cxxloop::py {
 
-char* read_buffer(CoreLoop* self) {
-    std::unique_ptr<char[]>& buf = self->s.read_buf;
+namespace {
+
+char* scratch(std::unique_ptr<char[]>& buf) {
     if (!buf) {
         buf.reset(new (std::nothrow) char[kReadBufferSize]);
         if (!buf) PyErr_NoMemory();
     }
     return buf.get();
 }
+
+}  // namespace
+
+char* read_buffer(CoreLoop* self) { return scratch(self->s.read_buf); }
+
+char* plaintext_buffer(CoreLoop* self) { return scratch(self->s.plaintext_buf); }
 
 FdWatch* fd_watch(CoreLoop* self, int fd) {
     auto& fds = self->s.fds;

@@ -8,6 +8,7 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
+#include "loop_watch.hpp"
 #include "methods.hpp"
 #include "transport.hpp"
 
@@ -43,6 +44,7 @@ int queue_io(CoreLoop* self, const PollEvent& ev) {
         s.wakeup.drain();
         return 0;
     }
+    if (s.stats.on) s.stats.io_events++;
     if (ev.token >= s.fds.size()) return 0;
     FdWatch& w = s.fds[ev.token];
     if (w.transport) return transport_of(w.transport)->schedule(ev.ready);
@@ -110,6 +112,7 @@ void queue_due_timers(LoopState& s, double now) {
             Py_DECREF(h);
             continue;
         }
+        note_timer_fired(s.stats, now - d->when);
         try {
             s.ready.push_back(h);
         } catch (const std::bad_alloc&) {
@@ -138,8 +141,21 @@ int run_handle_debug(CoreLoop* self, PyObject* h) {
     return warn_if_slow(self, h, elapsed);
 }
 
+// Inlined into run_once; run_entry() is the same for run_observed.
+[[gnu::always_inline]] inline int run_ready(CoreLoop* self, PyObject* h) {
+    if (!is_handle(h)) return transport_of(h)->dispatch();
+    return self->s.debug ? run_handle_debug(self, h) : handle_run(h);
+}
+
+}  // namespace
+
+int run_entry(CoreLoop* self, PyObject* h) { return run_ready(self, h); }
+
+namespace {
+
 int run_once(CoreLoop* self) {
     LoopState& s = self->s;
+    if (s.stats.on) s.stats.iterations++;
     note_time_replaced(self);
     drop_cancelled_timers(s);
     if (wait_for_events(self) < 0) return -1;
@@ -160,10 +176,9 @@ int run_once(CoreLoop* self) {
     for (size_t ntodo = s.ready.size(); ntodo > 0 && !s.ready.empty(); --ntodo) {
         PyObject* h = s.ready.pop_front();
         int rc = 0;
-        if (!is_handle(h)) {
-            rc = transport_of(h)->dispatch();
-        } else if (!handle_data(h)->cancelled) {
-            rc = s.debug ? run_handle_debug(self, h) : handle_run(h);
+        if (!is_handle(h) || !handle_data(h)->cancelled) {
+            s.stats.callbacks += s.stats.on;
+            rc = s.stats.per_callback ? run_observed<run_ready>(self, h) : run_ready(self, h);
         }
         release_ready(h);
         if (rc < 0) return -1;

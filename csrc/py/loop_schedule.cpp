@@ -188,6 +188,7 @@ PyObject* schedule_timer(CoreLoop* self, double when, PyObject* when_obj, PyObje
         return PyErr_NoMemory();
     }
     d->scheduled = true;
+    if (self->s.stats.on) self->s.stats.timers_scheduled++;
     return h.release();
 }
 

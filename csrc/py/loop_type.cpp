@@ -218,7 +218,7 @@ std::vector<PyMethodDef> all_methods() {
     std::vector<PyMethodDef> out;
     for (const PyMethodDef* table : {loop_run_methods, loop_schedule_methods, loop_fd_methods, loop_stream_methods,
                                        loop_sock_methods, loop_accept_methods, loop_pipe_methods,
-                                       loop_datagram_methods, loop_tls_methods}) {
+                                       loop_datagram_methods, loop_tls_methods, loop_stats_methods}) {
         for (const PyMethodDef* m = table; m->ml_name; ++m) out.push_back(*m);
     }
     out.push_back({nullptr, nullptr, 0, nullptr});

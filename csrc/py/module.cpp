@@ -5,6 +5,7 @@
 
 #include "handle.hpp"
 #include "loop.hpp"
+#include "loop_watch.hpp"
 #include "module_state.hpp"
 #include "sock_op.hpp"
 #include "stream_transport.hpp"
@@ -60,7 +61,8 @@ int exec_module(PyObject* module) {
         init_pipe_transport_types(module, st) < 0 || init_datagram_transport_type(module, st) < 0 ||
         init_tls_transport_type(module, st) < 0 ||
         init_sock_op_type(module, st) < 0 || init_run_until_complete_cb(module, st) < 0 ||
-        init_ready_gc(module) < 0 || add_private_names(module) < 0) {
+        init_ready_gc(module) < 0 || add_private_names(module) < 0 || init_watchdog_type(module) < 0 ||
+        init_stats_constants(module) < 0) {
         return -1;
     }
     return 0;

@@ -89,6 +89,8 @@ struct CoreLoop;
     X(exception, "exception")                                            \
     X(handle, "handle")                                                  \
     X(time, "time")                                                      \
+    X(timing, "timing")                                                  \
+    X(watch_finished, "_watch_finished")                                 \
     X(run, "_run")                                                       \
     X(Future, "Future")                                                  \
     X(Task, "Task")                                                      \

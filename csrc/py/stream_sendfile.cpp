@@ -81,6 +81,7 @@ int StreamTransport::sendfile_ready() {
         ssize_t n = ::sendfile(fd, sendfile.file_fd, &sendfile.offset, std::min(want, kMaxChunk));
         if (n > 0) {
             sendfile.sent += size_t(n);
+            note_written(core_loop()->s.stats, n);
         } else if (n == 0) {
             return sendfile_finish(nullptr);  // end of file
         } else if (errno == EAGAIN || errno == EWOULDBLOCK) {

@@ -5,6 +5,7 @@
 #include <atomic>
 
 #include "pyref.hpp"
+#include "tls_bio.hpp"
 
 namespace cxxloop::py {
 namespace {
@@ -43,12 +44,23 @@ Resolved resolve_library() {
     }
     TlsLibrary& t = r.table;
     bool ok = resolve(image, "SSL_read_ex", &t.SSL_read_ex) && resolve(image, "SSL_write_ex", &t.SSL_write_ex) &&
-              resolve(image, "SSL_get_error", &t.SSL_get_error) && resolve(image, "SSL_pending", &t.SSL_pending) &&
-              resolve(image, "SSL_get_shutdown", &t.SSL_get_shutdown) &&
+              resolve(image, "SSL_get_error", &t.SSL_get_error) &&
+              resolve(image, "SSL_has_pending", &t.SSL_has_pending) && resolve(image, "SSL_ctrl", &t.SSL_ctrl) &&
               resolve(image, "SSL_get_rbio", &t.SSL_get_rbio) && resolve(image, "SSL_get_wbio", &t.SSL_get_wbio) &&
+              resolve(image, "SSL_set0_rbio", &t.SSL_set0_rbio) && resolve(image, "SSL_set0_wbio", &t.SSL_set0_wbio) &&
               resolve(image, "SSL_get_ex_data", &t.SSL_get_ex_data) &&
-              resolve(image, "SSL_get_SSL_CTX", &t.SSL_get_SSL_CTX) && resolve(image, "BIO_write", &t.BIO_write) &&
-              resolve(image, "BIO_ctrl", &t.BIO_ctrl) && resolve(image, "ERR_clear_error", &t.ERR_clear_error) &&
+              resolve(image, "BIO_get_new_index", &t.BIO_get_new_index) &&
+              resolve(image, "BIO_meth_new", &t.BIO_meth_new) && resolve(image, "BIO_meth_free", &t.BIO_meth_free) &&
+              resolve(image, "BIO_meth_set_read_ex", &t.BIO_meth_set_read_ex) &&
+              resolve(image, "BIO_meth_set_write_ex", &t.BIO_meth_set_write_ex) &&
+              resolve(image, "BIO_meth_set_ctrl", &t.BIO_meth_set_ctrl) &&
+              resolve(image, "BIO_meth_set_create", &t.BIO_meth_set_create) &&
+              resolve(image, "BIO_meth_set_destroy", &t.BIO_meth_set_destroy) &&
+              resolve(image, "BIO_new", &t.BIO_new) && resolve(image, "BIO_free", &t.BIO_free) &&
+              resolve(image, "BIO_up_ref", &t.BIO_up_ref) && resolve(image, "BIO_set_data", &t.BIO_set_data) &&
+              resolve(image, "BIO_get_data", &t.BIO_get_data) && resolve(image, "BIO_set_init", &t.BIO_set_init) &&
+              resolve(image, "BIO_set_flags", &t.BIO_set_flags) &&
+              resolve(image, "BIO_clear_flags", &t.BIO_clear_flags) &&
               resolve(image, "OpenSSL_version_num", &t.OpenSSL_version_num);
     if (!ok) {
         r.reason = "_ssl's libssl does not export the functions the TLS transport calls";
@@ -65,6 +77,8 @@ Resolved resolve_library() {
         r.reason = "the libssl found is not the ssl module's OpenSSL";
         return r;
     }
+    t.bio_method = new_transport_bio_method(t);
+    if (!t.bio_method) r.reason = "OpenSSL would not make the transport's BIO method";
     return r;
 }
 

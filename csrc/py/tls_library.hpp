@@ -26,6 +26,7 @@ namespace cxxloop::py {
 struct OpaqueSsl;
 struct OpaqueSslCtx;
 struct OpaqueBio;
+struct OpaqueBioMethod;
 
 // SSL_get_error() results.
 enum TlsError : int {
@@ -37,30 +38,45 @@ enum TlsError : int {
     kTlsErrorZeroReturn = 6,
 };
 
-// SSL_get_shutdown() bits.
-constexpr int kTlsReceivedShutdown = 2;
-
 struct TlsLibrary {
     int (*SSL_read_ex)(OpaqueSsl*, void*, size_t, size_t*);
     int (*SSL_write_ex)(OpaqueSsl*, const void*, size_t, size_t*);
     int (*SSL_get_error)(const OpaqueSsl*, int);
-    int (*SSL_pending)(const OpaqueSsl*);
-    int (*SSL_get_shutdown)(const OpaqueSsl*);
+    int (*SSL_has_pending)(const OpaqueSsl*);
+    long (*SSL_ctrl)(OpaqueSsl*, int, long, void*);
     OpaqueBio* (*SSL_get_rbio)(const OpaqueSsl*);
     OpaqueBio* (*SSL_get_wbio)(const OpaqueSsl*);
+    void (*SSL_set0_rbio)(OpaqueSsl*, OpaqueBio*);
+    void (*SSL_set0_wbio)(OpaqueSsl*, OpaqueBio*);
     void* (*SSL_get_ex_data)(const OpaqueSsl*, int);
-    OpaqueSslCtx* (*SSL_get_SSL_CTX)(const OpaqueSsl*);
-    int (*BIO_write)(OpaqueBio*, const void*, int);
-    long (*BIO_ctrl)(OpaqueBio*, int, long, void*);
-    void (*ERR_clear_error)();
+    // The transport's own BIOs (tls_bio.cpp).
+    int (*BIO_get_new_index)();
+    OpaqueBioMethod* (*BIO_meth_new)(int, const char*);
+    void (*BIO_meth_free)(OpaqueBioMethod*);
+    int (*BIO_meth_set_read_ex)(OpaqueBioMethod*, int (*)(OpaqueBio*, char*, size_t, size_t*));
+    int (*BIO_meth_set_write_ex)(OpaqueBioMethod*, int (*)(OpaqueBio*, const char*, size_t, size_t*));
+    int (*BIO_meth_set_ctrl)(OpaqueBioMethod*, long (*)(OpaqueBio*, int, long, void*));
+    int (*BIO_meth_set_create)(OpaqueBioMethod*, int (*)(OpaqueBio*));
+    int (*BIO_meth_set_destroy)(OpaqueBioMethod*, int (*)(OpaqueBio*));
+    OpaqueBio* (*BIO_new)(const OpaqueBioMethod*);
+    int (*BIO_free)(OpaqueBio*);
+    int (*BIO_up_ref)(OpaqueBio*);
+    void (*BIO_set_data)(OpaqueBio*, void*);
+    void* (*BIO_get_data)(OpaqueBio*);
+    void (*BIO_set_init)(OpaqueBio*, int);
+    void (*BIO_set_flags)(OpaqueBio*, int);
+    void (*BIO_clear_flags)(OpaqueBio*, int);
     unsigned long (*OpenSSL_version_num)();
 
-    // BIO_ctrl_pending(): bytes waiting in a memory BIO.
-    size_t pending(OpaqueBio* bio) const { return size_t(BIO_ctrl(bio, 10, 0, nullptr)); }
-    // BIO_get_mem_data(): the memory BIO's unread bytes, without a copy.
-    size_t peek(OpaqueBio* bio, char** data) const { return size_t(BIO_ctrl(bio, 3, 0, data)); }
-    // BIO_reset(): empties a memory BIO.
-    void reset(OpaqueBio* bio) const { BIO_ctrl(bio, 1, 0, nullptr); }
+    OpaqueBioMethod* bio_method;
+
+    // SSL_clear_mode(ssl, SSL_MODE_RELEASE_BUFFERS): the ssl module sets
+    // that mode on every context, so that an idle connection holds no
+    // record buffers; the SSL then allocates and frees them for every
+    // record, which costs a tenth of a small record's processing. The
+    // transport keeps them: two buffers of about 17 KiB a connection,
+    // where asyncio's SSLProtocol holds a 256 KiB read buffer of its own.
+    void keep_buffers(OpaqueSsl* ssl) const { SSL_ctrl(ssl, 78, 0x10, nullptr); }
 
     // The table, resolved on first use from the libssl of the ssl module,
     // and checked against ssl.OPENSSL_VERSION_NUMBER; null if it cannot be

@@ -3,10 +3,13 @@
 // asyncio method each one stands for.
 #include "tls_transport.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "handle.hpp"
 #include "methods.hpp"
+#include "tls_bio.hpp"
 
 namespace cxxloop::py {
 
@@ -46,14 +49,24 @@ int TlsTransport::schedule_started(PyObject* waiter_) {
     return start ? call_soon(start.get(), {}) : -1;
 }
 
-int TlsTransport::take_over(StreamTransport* old, PyObject* protocol_, PyObject* waiter_) {
+int TlsTransport::take_over(StreamTransport* old, PyObject* protocol_, PyObject* waiter_, PyObject* received) {
     extra = Py_NewRef(old->extra);
+    if (received != Py_None) {
+        fed = PyBytes_AS_STRING(received);
+        fed_len = size_t(PyBytes_GET_SIZE(received));
+        if (hold_unread() < 0) return -1;
+    }
     if (set_protocol(protocol_) < 0 || schedule_started(waiter_) < 0) return -1;
     // Nothing fails from here.
     app_state = AppState::connected;
     old->pass_socket_to(this);
     queue.swap(old->queue);
     peer_closed = old->peer_closed;
+    // The socket transport's marks and state are the TLS layer's socket
+    // level now, as SSLProtocol becomes that transport's protocol.
+    socket_high_water = old->high_water;
+    socket_low_water = old->low_water;
+    ssl_writing_paused = old->protocol_paused;
     // The socket's protocol is this transport now, as asyncio's start_tls
     // makes its SSLProtocol the old transport's; dropping the old one's
     // reference may run code, so it goes last.
@@ -64,6 +77,7 @@ int TlsTransport::take_over(StreamTransport* old, PyObject* protocol_, PyObject*
 int TlsTransport::traverse_kind(visitproc visit, void* arg) const {
     Py_VISIT(tls_extra);
     Py_VISIT(sslobj);
+    Py_VISIT(ssl_owner);
     Py_VISIT(incoming);
     Py_VISIT(outgoing);
     Py_VISIT(waiter);
@@ -71,8 +85,19 @@ int TlsTransport::traverse_kind(visitproc visit, void* arg) const {
     Py_VISIT(shutdown_timeout);
     Py_VISIT(handshake_timer);
     Py_VISIT(shutdown_timer);
+    Py_VISIT(read_high_obj);
+    Py_VISIT(read_low_obj);
     for (const Pending& item : backlog) Py_VISIT(item.data);
     return StreamTransport::traverse_kind(visit, arg);
+}
+
+void TlsTransport::release_ssl() {
+    if (!ssl) return;
+    restore_memory_bios(*lib_, std::exchange(ssl, nullptr), memory_rbio, memory_wbio);
+    memory_rbio = memory_wbio = nullptr;
+    held.clear();
+    held_pos = 0;
+    unsent.clear();
 }
 
 void TlsTransport::clear_backlog() {
@@ -85,6 +110,10 @@ void TlsTransport::clear_backlog() {
 }
 
 void TlsTransport::clear_kind() {
+    // The SSL first, while the objects that own it and its MemoryBIOs are
+    // alive; nothing reads or writes records after.
+    release_ssl();
+    tls_state = State::unwrapped;
     clear_backlog();
     Py_CLEAR(tls_extra);
     Py_CLEAR(handshake_timer);
@@ -92,11 +121,12 @@ void TlsTransport::clear_kind() {
     Py_CLEAR(waiter);
     Py_CLEAR(handshake_timeout);
     Py_CLEAR(shutdown_timeout);
+    Py_CLEAR(read_high_obj);
+    Py_CLEAR(read_low_obj);
     Py_CLEAR(incoming);
     Py_CLEAR(outgoing);
+    Py_CLEAR(ssl_owner);
     Py_CLEAR(sslobj);
-    ssl = nullptr;
-    rbio = wbio = nullptr;
     StreamTransport::clear_kind();
 }
 
@@ -141,7 +171,9 @@ int TlsTransport::tls_fatal(const char* message) {
     if (PyErr_GivenExceptionMatches(exc.get(), PyExc_OSError)) {
         if (!core_loop()->s.debug) return 0;
         ModuleState* st = state();
-        Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", Py_True));
+        // asyncio logs it from inside the except block: exc_info=True
+        // finds the exception being handled, which is `exc`.
+        Ref kw = Ref::steal(Py_BuildValue("{sO}", "exc_info", exc.get()));
         Ref debug = Ref::steal(PyObject_GetAttr(st->logger, st->s_debug));
         Ref args = Ref::steal(Py_BuildValue("(sOs)", "%r: %s", object(), message));
         if (!kw || !debug || !args) return -1;
@@ -160,9 +192,16 @@ int TlsTransport::app_report(const char* message) {
 }
 
 // The SSL failed on the data path. The ssl module's own method, called the
-// same way, fails the same way (the SSL is in its failed state, and the
-// thread's error queue still holds the error): what it raises is the
-// exception asyncio would have seen. `arg` is the read size or the data.
+// same way, fails the same way (the SSL is in its failed state): what it
+// raises is the exception asyncio would have seen. `arg` is the read size
+// or the data.
+//
+// The data path does not empty the thread's OpenSSL error queue before
+// each call, as the ssl module does (ERR_clear_error costs more than a
+// small record's SSL_read): an error left there by other code only makes
+// SSL_get_error() report SSL_ERROR_SSL for what was a "want read", never
+// the other way round, and the replay, which does empty the queue first,
+// then raises SSLWantReadError, taken as "try again" like any other.
 int TlsTransport::replay_failure(const char* method, PyObject* arg) {
     Ref r = Ref::steal(PyObject_CallMethod(sslobj, method, "O", arg));
     if (r) {
@@ -180,6 +219,8 @@ int TlsTransport::start_handshake() {
     if (core_loop()->s.debug) {
         Ref r = Ref::steal(PyObject_CallMethod(state()->logger, "debug", "sO", "%r starts SSL handshake", object()));
         if (!r) return -1;
+        handshake_started_at = loop_now(core_loop());
+        if (handshake_started_at < 0 && PyErr_Occurred()) return -1;
     }
     if (arm_timer(&handshake_timer, handshake_timeout, "_tls_check_handshake_timeout") < 0) return -1;
     // The socket may hold what an edge reported to another transport
@@ -236,6 +277,13 @@ int TlsTransport::handshake_complete(PyObject* handshake_exc) {
         if (tls_fatal(message) < 0) return -1;
         return wake_waiter(exc.get());
     }
+    if (core_loop()->s.debug && handshake_started_at >= 0) {
+        double now = loop_now(core_loop());
+        if (now < 0 && PyErr_Occurred()) return -1;
+        Ref r = Ref::steal(PyObject_CallMethod(st->logger, "debug", "sOd", "%r: SSL handshake took %.1f ms", object(),
+                                               (now - handshake_started_at) * 1e3));
+        if (!r) return -1;
+    }
     Ref cipher = Ref::steal(PyObject_CallMethodNoArgs(sslobj, st->s_cipher));
     Ref compression = cipher ? Ref::steal(PyObject_CallMethodNoArgs(sslobj, st->s_compression)) : Ref();
     if (!compression) return -1;
@@ -271,9 +319,10 @@ int TlsTransport::on_events(uint32_t events) {
             }
             // Nothing new; but a retry after a BaseException unwound the
             // loop goes on with what the SSL already holds.
-            if ((incoming_pending() > 0 || lib_->SSL_pending(ssl) > 0) && after_feed() < 0) return -1;
+            if ((!drained() || close_notify_unhandled) && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
+            note_read(core_loop()->s.stats, n);
             if (feed(buf, size_t(n)) < 0) return -1;
             if ((more || peer_closed) && !closing && !read_eof && !ssl_reading_paused && schedule(kReadable) < 0) {
                 return -1;
@@ -284,21 +333,90 @@ int TlsTransport::on_events(uint32_t events) {
     return 0;
 }
 
-// sslproto's buffer_updated: the ciphertext goes into the incoming BIO,
-// then on by state.
+// sslproto's buffer_updated: the ciphertext read goes to the SSL, then on
+// by state; what the SSL leaves unread (part of a record) is kept.
 int TlsTransport::feed(const char* data, size_t n) {
-    while (n > 0) {
-        int chunk = n > size_t(INT32_MAX) ? INT32_MAX : int(n);
-        lib_->ERR_clear_error();
-        int written = lib_->BIO_write(rbio, data, chunk);
-        if (written <= 0) {
-            PyErr_NoMemory();
-            return -1;
+    fed = data;
+    fed_len = n;
+    int rc = after_feed();
+    if (hold_unread() < 0) return -1;
+    return rc;
+}
+
+int TlsTransport::hold_unread() {
+    if (fed_len == 0) return 0;
+    try {
+        if (held_pos == held.size()) {
+            held.clear();
+            held_pos = 0;
         }
-        data += written;
-        n -= size_t(written);
+        held.insert(held.end(), fed, fed + fed_len);
+    } catch (const std::bad_alloc&) {
+        fed = nullptr;
+        fed_len = 0;
+        PyErr_NoMemory();
+        return -1;
     }
-    return after_feed();
+    fed = nullptr;
+    fed_len = 0;
+    return 0;
+}
+
+size_t TlsTransport::take_ciphertext(char* out, size_t n) noexcept {
+    size_t got = 0;
+    if (held_pos < held.size()) {
+        got = std::min(n, held.size() - held_pos);
+        std::memcpy(out, held.data() + held_pos, got);
+        held_pos += got;
+        if (held_pos == held.size()) {
+            held.clear();
+            held_pos = 0;
+        }
+    }
+    if (got < n && fed_len > 0) {
+        size_t more = std::min(n - got, fed_len);
+        std::memcpy(out + got, fed, more);
+        fed += more;
+        fed_len -= more;
+        got += more;
+    }
+    return got;
+}
+
+int TlsTransport::write_records(const Py_buffer& view, size_t* written, bool send_now) {
+    // sslproto sends what a write() makes as soon as it is made, so those
+    // records may go to the socket as the SSL makes them. What the
+    // handshake, the reads, the shutdown and a batch of backlog writes make
+    // waits for process_outgoing(), which a failure or an abort in between
+    // skips, as in sslproto.
+    writing_records = send_now;
+    int ok = lib_->SSL_write_ex(ssl, view.buf, size_t(view.len), written);
+    writing_records = false;
+    return ok;
+}
+
+bool TlsTransport::put_ciphertext(const char* data, size_t n) noexcept {
+    // The connection is gone: nothing more is sent, as sslproto's writes
+    // to a closed transport go nowhere.
+    if (!sock || conn_lost) return true;
+    if (writing_records && !ssl_writing_paused && queue.empty() && unsent.empty() && send_errno == 0) {
+        ssize_t r = write_some(data, n);
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            send_errno = errno;
+            return true;
+        }
+        if (r > 0) {
+            note_written(core_loop()->s.stats, r);
+            data += r;
+            n -= size_t(r);
+        }
+    }
+    try {
+        unsent.insert(unsent.end(), data, data + n);
+    } catch (const std::bad_alloc&) {
+        return false;
+    }
+    return true;
 }
 
 int TlsTransport::after_feed() {
@@ -324,7 +442,9 @@ int TlsTransport::after_feed() {
 int TlsTransport::do_read() {
     if (tls_state != State::wrapped && tls_state != State::flushing) return 0;
     int rc = 0;
-    if (!app_reading_paused) {
+    if (close_notify_unhandled) {
+        rc = peer_closed_tls();
+    } else if (!app_reading_paused) {
         rc = buffered ? read_into_buffer() : read_to_bytes();
         if (rc == 0) rc = backlog.empty() ? process_outgoing() : do_write();
     }
@@ -337,7 +457,7 @@ int TlsTransport::do_read() {
 // data_received; close_notify ends it.
 int TlsTransport::read_to_bytes() {
     ModuleState* st = state();
-    char* buf = read_buffer(core_loop());
+    char* buf = plaintext_buffer(core_loop());
     if (!buf) return -1;
     Ref joined;  // when more than the scratch buffer came
     size_t have = 0;
@@ -357,9 +477,9 @@ int TlsTransport::read_to_bytes() {
             have = 0;
         }
         size_t got = 0;
-        lib_->ERR_clear_error();
         if (lib_->SSL_read_ex(ssl, buf + have, kReadBufferSize - have, &got) == 1) {
             have += got;
+            if (drained()) break;
             continue;
         }
         int err = lib_->SSL_get_error(ssl, 0);
@@ -390,19 +510,15 @@ int TlsTransport::read_to_bytes() {
     }
     if (data) {
         Ref r = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_data_received, data.get()));
-        if (!r) return -1;
+        if (!r) return deliver_failed(close_notify);
     }
-    if (close_notify) {
-        if (call_eof_received() < 0) return -1;
-        return start_shutdown();
-    }
-    return 0;
+    return close_notify ? peer_closed_tls() : 0;
 }
 
 // sslproto's _do_read__buffered: straight into the protocol's buffer.
 int TlsTransport::read_into_buffer() {
     ModuleState* st = state();
-    Ref hint = Ref::steal(PyLong_FromSize_t(incoming_pending()));
+    Ref hint = Ref::steal(PyLong_FromSize_t(ciphertext_pending()));
     if (!hint) return -1;
     Ref buf = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_get_buffer, hint.get()));
     if (!buf) return -1;
@@ -417,14 +533,16 @@ int TlsTransport::read_into_buffer() {
         return -1;
     }
     size_t capacity = size_t(view.len), offset = 0;
-    bool close_notify = false, full = false;
+    // sslproto reads with sslobj.read(len(buf), buf), and takes the 0 an
+    // empty buffer gives for the peer's close_notify.
+    bool close_notify = capacity == 0, full = false;
     int rc = 0;
     while (offset < capacity) {
         size_t got = 0;
-        lib_->ERR_clear_error();
         if (lib_->SSL_read_ex(ssl, static_cast<char*>(view.buf) + offset, capacity - offset, &got) == 1) {
             offset += got;
             full = offset == capacity;
+            if (drained()) break;
             continue;
         }
         int err = lib_->SSL_get_error(ssl, 0);
@@ -449,13 +567,25 @@ int TlsTransport::read_into_buffer() {
     if (offset > 0) {
         Ref nbytes = Ref::steal(PyLong_FromSize_t(offset));
         Ref r = nbytes ? Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_buffer_updated, nbytes.get())) : Ref();
-        if (!r) return -1;
+        if (!r) return deliver_failed(close_notify);
     }
-    if (close_notify) {
-        if (call_eof_received() < 0) return -1;
-        return start_shutdown();
-    }
-    return 0;
+    return close_notify ? peer_closed_tls() : 0;
+}
+
+// The application's callback raised while the SSL had also read the
+// peer's close_notify: a BaseException unwinds the loop, and the
+// close_notify, which the SSL will not report again, is taken up when the
+// transport reads next.
+int TlsTransport::deliver_failed(bool close_notify) {
+    if (close_notify && must_propagate()) close_notify_unhandled = true;
+    return -1;
+}
+
+// The peer's close_notify: eof_received, then the shutdown.
+int TlsTransport::peer_closed_tls() {
+    close_notify_unhandled = false;
+    if (call_eof_received() < 0) return -1;
+    return start_shutdown();
 }
 
 // sslproto's _call_eof_received.
@@ -477,7 +607,7 @@ int TlsTransport::call_eof_received() {
 // sslproto's _control_ssl_reading: too much ciphertext waiting for a
 // paused application stops the socket's reading.
 int TlsTransport::control_ssl_reading() {
-    size_t size = incoming_pending();
+    size_t size = ciphertext_pending();
     if (size >= read_high && !ssl_reading_paused) {
         ssl_reading_paused = true;
     } else if (size <= read_low && ssl_reading_paused) {
@@ -492,8 +622,12 @@ int TlsTransport::control_ssl_reading() {
 int TlsTransport::on_eof() {
     tcp_eof = true;
     if (core_loop()->s.debug) {
-        Ref r = Ref::steal(PyObject_CallMethod(state()->logger, "debug", "sO", "%r received EOF", object()));
-        if (!r) return -1;
+        // Logged by the socket transport, then by SSLProtocol, as asyncio's
+        // pair of objects each logs it.
+        for (int i = 0; i < 2; ++i) {
+            Ref r = Ref::steal(PyObject_CallMethod(state()->logger, "debug", "sO", "%r received EOF", object()));
+            if (!r) return -1;
+        }
     }
     bool keep_open = false;
     int rc = 0;
@@ -557,7 +691,8 @@ int TlsTransport::resume_app_reading() {
 
 int TlsTransport::app_write(PyObject* data) {
     if (!is_bytes_like(data)) {
-        PyErr_Format(PyExc_TypeError, "data: expecting a bytes-like instance, got %s", Py_TYPE(data)->tp_name);
+        Ref name = Ref::steal(PyType_GetName(Py_TYPE(data)));  // type(data).__name__
+        if (name) PyErr_Format(PyExc_TypeError, "data: expecting a bytes-like instance, got %U", name.get());
         return -1;
     }
     int nonempty = PyObject_IsTrue(data);
@@ -567,8 +702,7 @@ int TlsTransport::app_write(PyObject* data) {
         Py_buffer view;
         if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
             size_t written = 0;
-            lib_->ERR_clear_error();
-            int ok = lib_->SSL_write_ex(ssl, view.buf, size_t(view.len), &written);
+            int ok = write_records(view, &written, true);
             PyBuffer_Release(&view);
             int err = ok == 1 ? kTlsErrorNone : lib_->SSL_get_error(ssl, 0);
             if (err == kTlsErrorNone) return process_outgoing() < 0 ? app_report("Fatal error on SSL protocol") : 0;
@@ -612,10 +746,17 @@ int TlsTransport::append_backlog(PyObject* data) {
     Py_ssize_t n = PyObject_Length(data);  // sslproto counts len(data)
     if (n < 0) return -1;
     // What is sent is what was written: a buffer that may still change is
-    // copied while it waits. One that cannot be copied (not contiguous)
-    // waits as it is, and fails as asyncio's does when the SSL is given it.
-    Ref kept = Ref::steal(PyBytes_Check(data) ? Py_NewRef(data) : PyBytes_FromObject(data));
-    if (!kept) {
+    // copied while it waits. One the SSL cannot take (not contiguous) waits
+    // as it is, and fails as asyncio's does when the SSL is given it.
+    Ref kept;
+    Py_buffer view;
+    if (PyBytes_Check(data)) {
+        kept = Ref::borrow(data);
+    } else if (PyObject_GetBuffer(data, &view, PyBUF_SIMPLE) == 0) {
+        kept = Ref::steal(PyBytes_FromStringAndSize(static_cast<const char*>(view.buf), view.len));
+        PyBuffer_Release(&view);
+        if (!kept) return -1;
+    } else {
         if (!PyErr_ExceptionMatches(PyExc_BufferError) && !PyErr_ExceptionMatches(PyExc_TypeError)) return -1;
         PyErr_Clear();
         kept = Ref::borrow(data);
@@ -642,8 +783,7 @@ int TlsTransport::do_write() {
             return replay_failure("write", data) < 0 ? -1 : process_outgoing();
         }
         size_t written = 0;
-        lib_->ERR_clear_error();
-        int ok = lib_->SSL_write_ex(ssl, view.buf, size_t(view.len), &written);
+        int ok = write_records(view, &written, false);
         PyBuffer_Release(&view);
         if (ok != 1) {
             int err = lib_->SSL_get_error(ssl, 0);
@@ -662,33 +802,53 @@ int TlsTransport::do_write() {
     return process_outgoing();
 }
 
-// sslproto's _process_outgoing: the ciphertext out to the socket, sent at
-// once from the BIO's memory when nothing waits before it.
+// sslproto's _process_outgoing: what the SSL wrote went to the socket as it
+// was written (put_ciphertext); what the kernel did not take goes to the
+// socket's queue, unless that is over its marks; a failed send is the
+// transport's write error. Then sslproto's _control_app_writing.
 int TlsTransport::process_outgoing() {
-    char* data = nullptr;
-    size_t n = lib_->peek(wbio, &data);
-    if (n > 0 && sock && !conn_lost) {
-        size_t sent = 0;
-        if (queue.empty()) {
-            ssize_t r = write_some(data, n);
-            if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
-                lib_->reset(wbio);
-                PyErr_SetFromErrno(PyExc_OSError);
-                return write_failed();
-            }
-            sent = r < 0 ? 0 : size_t(r);
-        }
-        if (sent < n) {
-            Ref rest = Ref::steal(PyBytes_FromStringAndSize(data + sent, Py_ssize_t(n - sent)));
-            if (!rest) return -1;
-            Py_buffer view;
-            if (PyObject_GetBuffer(rest.get(), &view, PyBUF_SIMPLE) < 0 || queue.push(&view, 0) < 0) return -1;
-        }
+    if (send_errno) {
+        unsent.clear();
+        errno = std::exchange(send_errno, 0);
+        PyErr_SetFromErrno(PyExc_OSError);
+        return write_failed();
     }
-    if (n > 0) lib_->reset(wbio);
-    // sslproto's _control_app_writing.
+    if (!ssl_writing_paused && !unsent.empty() && send_unsent() < 0) return -1;
     if (maybe_pause_protocol() < 0) return -1;
     return maybe_resume_protocol();
+}
+
+// The socket transport's write() of `unsent`: sent now if nothing is
+// queued, the rest queued; over the queue's high mark, the TLS layer's
+// writing pauses (the socket transport's pause_writing to SSLProtocol).
+int TlsTransport::send_unsent() {
+    size_t sent = 0;
+    if (queue.empty() && sock && !conn_lost) {
+        ssize_t r = write_some(unsent.data(), unsent.size());
+        if (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+            unsent.clear();
+            PyErr_SetFromErrno(PyExc_OSError);
+            return write_failed();
+        }
+        sent = r < 0 ? 0 : size_t(r);
+    }
+    if (sent < unsent.size()) {
+        Ref rest = Ref::steal(PyBytes_FromStringAndSize(unsent.data() + sent, Py_ssize_t(unsent.size() - sent)));
+        if (!rest) return -1;
+        Py_buffer view;
+        if (PyObject_GetBuffer(rest.get(), &view, PyBUF_SIMPLE) < 0 || queue.push(&view, 0) < 0) return -1;
+    }
+    unsent.clear();
+    if (queue.bytes() > socket_high_water) ssl_writing_paused = true;
+    return 0;
+}
+
+// The socket's queue drained some: at its low mark, SSLProtocol's
+// resume_writing, which sends what was held back.
+int TlsTransport::after_send() {
+    if (!ssl_writing_paused || queue.bytes() > socket_low_water) return 0;
+    ssl_writing_paused = false;
+    return process_outgoing();
 }
 
 bool TlsTransport::over_high_water() const { return write_buffer_size() >= high_water; }
@@ -699,7 +859,8 @@ int TlsTransport::after_write_limits_changed() {
 }
 
 int TlsTransport::drop_queued_writes(PyObject* exc) {
-    if (wbio) lib_->reset(wbio);
+    unsent.clear();
+    send_errno = 0;
     return StreamTransport::drop_queued_writes(exc);
 }
 
@@ -798,7 +959,7 @@ bool TlsTransport::app_is_closing() const {
 // SSLProtocol.connection_lost, called as the socket goes.
 int TlsTransport::protocol_connection_lost(PyObject* exc) {
     clear_backlog();
-    if (wbio) lib_->reset(wbio);
+    unsent.clear();
     closed = true;
     int rc = 0;
     if (tls_state != State::handshaking && (app_state == AppState::connected || app_state == AppState::eof)) {
@@ -813,10 +974,10 @@ int TlsTransport::protocol_connection_lost(PyObject* exc) {
     // No record is read or written any more: the SSL goes (get_extra_info
     // still has the SSLObject), as asyncio's SSLProtocol goes with its
     // transport.
-    ssl = nullptr;
-    rbio = wbio = nullptr;
+    release_ssl();
     Py_CLEAR(incoming);
     Py_CLEAR(outgoing);
+    Py_CLEAR(ssl_owner);
     Py_CLEAR(sslobj);
     return rc;
 }

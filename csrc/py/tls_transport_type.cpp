@@ -4,6 +4,7 @@
 #include <cstddef>
 
 #include "methods.hpp"
+#include "tls_bio.hpp"
 #include "tls_transport.hpp"
 
 namespace cxxloop::py {
@@ -40,20 +41,21 @@ struct TlsMethods {
 
     // sslproto's _get_extra_info: the TLS details, then the socket's while
     // it is there.
-    static PyObject* get_extra_info(PyObject* t, PyObject* const* args, Py_ssize_t nargs) {
-        if (nargs < 1 || nargs > 2) {
-            PyErr_Format(PyExc_TypeError, "get_extra_info() takes 1 or 2 arguments (%zd given)", nargs);
+    static PyObject* get_extra_info(PyObject* t, PyObject* args, PyObject* kwargs) {
+        static const char* kwlist[] = {"name", "default", nullptr};
+        PyObject *name, *dflt = Py_None;
+        if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:get_extra_info", const_cast<char**>(kwlist), &name,
+                                         &dflt)) {
             return nullptr;
         }
         TlsTransport* tr = of(t);
-        PyObject* dflt = nargs == 2 ? args[1] : Py_None;
         if (tr->tls_extra) {
-            PyObject* v = PyDict_GetItemWithError(tr->tls_extra, args[0]);
+            PyObject* v = PyDict_GetItemWithError(tr->tls_extra, name);
             if (v) return Py_NewRef(v);
             if (PyErr_Occurred()) return nullptr;
         }
         if (!tr->sock || !tr->extra) return Py_NewRef(dflt);
-        PyObject* v = PyDict_GetItemWithError(tr->extra, args[0]);
+        PyObject* v = PyDict_GetItemWithError(tr->extra, name);
         if (v) return Py_NewRef(v);
         return PyErr_Occurred() ? nullptr : Py_NewRef(dflt);
     }
@@ -67,35 +69,22 @@ struct TlsMethods {
                                          &high, &low)) {
             return nullptr;
         }
-        Py_ssize_t hi = 256 * 1024, lo;
-        if (high != Py_None && (hi = PyNumber_AsSsize_t(high, PyExc_OverflowError)) == -1 && PyErr_Occurred()) {
-            return nullptr;
-        }
-        if (high == Py_None && low != Py_None) {
-            if ((lo = PyNumber_AsSsize_t(low, PyExc_OverflowError)) == -1 && PyErr_Occurred()) return nullptr;
-            hi = 4 * lo;
-        }
-        if (low == Py_None) {
-            lo = hi / 4;
-        } else if ((lo = PyNumber_AsSsize_t(low, PyExc_OverflowError)) == -1 && PyErr_Occurred()) {
-            return nullptr;
-        }
-        if (!(hi >= lo && lo >= 0)) {
-            PyErr_Format(PyExc_ValueError, "high (%zd) must be >= low (%zd) must be >= 0", hi, lo);
-            return nullptr;
-        }
         TlsTransport* tr = of(t);
-        tr->read_high = size_t(hi);
-        tr->read_low = size_t(lo);
+        if (set_water_marks(high, low, TlsTransport::kReadHighWater, &tr->read_high_obj, &tr->read_low_obj,
+                            &tr->read_high, &tr->read_low) < 0) {
+            return nullptr;
+        }
         return none_or_null(tr->control_ssl_reading());
     }
     static PyObject* get_read_buffer_limits(PyObject* t, PyObject*) {
         TlsTransport* tr = of(t);
-        return Py_BuildValue("(nn)", Py_ssize_t(tr->read_low), Py_ssize_t(tr->read_high));
+        Ref low = Ref::steal(water_mark(tr->read_low_obj, tr->read_low));
+        Ref high = Ref::steal(water_mark(tr->read_high_obj, tr->read_high));
+        return low && high ? PyTuple_Pack(2, low.get(), high.get()) : nullptr;
     }
     static PyObject* get_read_buffer_size(PyObject* t, PyObject*) {
         TlsTransport* tr = of(t);
-        return PyLong_FromSize_t(tr->rbio ? tr->incoming_pending() : 0);
+        return PyLong_FromSize_t(tr->ciphertext_pending());
     }
 
     // The callbacks the transport schedules on the loop.
@@ -143,7 +132,7 @@ const PyMethodDef tls_methods[] = {
     method_noargs<TlsMethods::is_reading>("is_reading", "Return True unless reading is paused."),
     method_noargs<TlsMethods::pause_reading>("pause_reading", "Stop passing received data to the protocol."),
     method_noargs<TlsMethods::resume_reading>("resume_reading", "Resume passing received data to the protocol."),
-    method_fastcall<TlsMethods::get_extra_info>("get_extra_info", "get_extra_info(name, default=None)"),
+    method_varargs_kw<TlsMethods::get_extra_info>("get_extra_info", "get_extra_info(name, default=None)"),
     method_varargs_kw<TlsMethods::set_read_buffer_limits>("set_read_buffer_limits",
                                                           "set_read_buffer_limits(high=None, low=None)"),
     method_noargs<TlsMethods::get_read_buffer_limits>("get_read_buffer_limits", "Return (low, high) read limits."),
@@ -179,9 +168,18 @@ struct MemoryBioPrefix {
     OpaqueBio* bio;
 };
 
-// True (with the pointers set) if the SSL of `sslobj` can be driven here.
+// What find_ssl found: the SSL, the object that owns it, and the SSL's
+// BIOs, the MemoryBIOs'.
+struct FoundSsl {
+    OpaqueSsl* ssl = nullptr;
+    Ref owner;
+    OpaqueBio* rbio = nullptr;
+    OpaqueBio* wbio = nullptr;
+};
+
+// True (with `found` set) if the SSL of `sslobj` can be driven here.
 bool find_ssl(ModuleState* st, const TlsLibrary* lib, PyObject* sslobj, PyObject* incoming, PyObject* outgoing,
-              OpaqueSsl** ssl, OpaqueBio** rbio, OpaqueBio** wbio) {
+              FoundSsl* found) {
     if (Py_TYPE(sslobj) != reinterpret_cast<PyTypeObject*>(st->SSLObject)) return false;
     for (PyObject* bio : {incoming, outgoing}) {
         if (Py_TYPE(bio) != reinterpret_cast<PyTypeObject*>(st->MemoryBIO) ||
@@ -203,10 +201,13 @@ bool find_ssl(ModuleState* st, const TlsLibrary* lib, PyObject* sslobj, PyObject
     if (!candidate || lib->SSL_get_ex_data(candidate, 0) != inner.get()) return false;
     OpaqueBio* in = reinterpret_cast<MemoryBioPrefix*>(incoming)->bio;
     OpaqueBio* out = reinterpret_cast<MemoryBioPrefix*>(outgoing)->bio;
-    if (lib->SSL_get_rbio(candidate) != in || lib->SSL_get_wbio(candidate) != out) return false;
-    *ssl = candidate;
-    *rbio = in;
-    *wbio = out;
+    if (!in || !out || in == out || lib->SSL_get_rbio(candidate) != in || lib->SSL_get_wbio(candidate) != out) {
+        return false;
+    }
+    found->ssl = candidate;
+    found->owner = std::move(inner);
+    found->rbio = in;
+    found->wbio = out;
     return true;
 }
 
@@ -215,25 +216,29 @@ struct TlsArgs {
     PyObject *protocol, *sslobj, *incoming, *outgoing, *sslcontext, *waiter, *handshake_timeout, *shutdown_timeout;
 };
 
-// A TLS transport over `fd` for the SSL found by find_ssl, not started.
+// A TLS transport over `fd` for the SSL find_ssl found, not started: the
+// SSL now reads and writes through the transport's BIOs.
 PyObject* new_tls_transport(CoreLoop* loop, int fd, PyObject* context, bool schedule_in_context,
-                            const TlsLibrary* lib, const TlsArgs& a, OpaqueSsl* ssl, OpaqueBio* rbio, OpaqueBio* wbio) {
+                            const TlsLibrary* lib, const TlsArgs& a, FoundSsl& found) {
     ModuleState* st = loop->s.st;
     Ref tls_extra = Ref::steal(PyDict_New());
     if (!tls_extra || PyDict_SetItem(tls_extra.get(), st->s_sslcontext, a.sslcontext) < 0) return nullptr;
-    PyObject* t = new_transport<TlsTransport>(st->tls_transport_type, loop, fd, context, schedule_in_context, lib);
+    Ref t = Ref::steal(new_transport<TlsTransport>(st->tls_transport_type, loop, fd, context, schedule_in_context, lib));
     if (!t) return nullptr;
-    TlsTransport* tr = kind_of<TlsTransport>(t);
+    TlsTransport* tr = kind_of<TlsTransport>(t.get());
+    if (!attach_transport_bios(*lib, found.ssl, tr)) return PyErr_NoMemory();
+    tr->ssl = found.ssl;
+    tr->ssl_owner = found.owner.release();
+    tr->memory_rbio = found.rbio;
+    tr->memory_wbio = found.wbio;
+    lib->keep_buffers(tr->ssl);
     tr->tls_extra = tls_extra.release();
     tr->sslobj = Py_NewRef(a.sslobj);
     tr->incoming = Py_NewRef(a.incoming);
     tr->outgoing = Py_NewRef(a.outgoing);
     tr->handshake_timeout = Py_NewRef(a.handshake_timeout);
     tr->shutdown_timeout = Py_NewRef(a.shutdown_timeout);
-    tr->ssl = ssl;
-    tr->rbio = rbio;
-    tr->wbio = wbio;
-    return t;
+    return t.release();
 }
 
 // loop._make_tls_transport(sock, protocol, sslobj, incoming, outgoing,
@@ -251,10 +256,9 @@ PyObject* make_tls_transport(PyObject* op, PyObject* const* args, Py_ssize_t nar
     if (check_closed(loop) < 0 || check_context_arg(context) < 0) return nullptr;
     ModuleState* st = loop->s.st;
     const TlsLibrary* lib = TlsLibrary::get();
-    OpaqueSsl* ssl = nullptr;
-    OpaqueBio *rbio = nullptr, *wbio = nullptr;
+    FoundSsl found;
     if (!lib || Py_TYPE(sock) != reinterpret_cast<PyTypeObject*>(st->socket_type) ||
-        !find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &ssl, &rbio, &wbio)) {
+        !find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &found)) {
         Py_RETURN_NONE;
     }
     int fd = sock_fileno(st, sock);
@@ -265,7 +269,7 @@ PyObject* make_tls_transport(PyObject* op, PyObject* const* args, Py_ssize_t nar
     if (!r) return nullptr;
     Ref own_context = Ref::steal(context == Py_None ? PyContext_CopyCurrent() : Py_NewRef(context));
     if (!own_context) return nullptr;
-    Ref t = Ref::steal(new_tls_transport(loop, fd, own_context.get(), context != Py_None, lib, a, ssl, rbio, wbio));
+    Ref t = Ref::steal(new_tls_transport(loop, fd, own_context.get(), context != Py_None, lib, a, found));
     if (!t || kind_of<TlsTransport>(t.get())->start(sock, a.protocol, a.waiter, extra_dict.get(), server) < 0) {
         return nullptr;
     }
@@ -273,16 +277,21 @@ PyObject* make_tls_transport(PyObject* op, PyObject* const* args, Py_ssize_t nar
 }
 
 // loop._tls_take_over(transport, protocol, sslobj, incoming, outgoing,
-// sslcontext, waiter, handshake_timeout, shutdown_timeout): start_tls over
-// one of the loop's socket transports, whose socket the TLS transport
-// takes over; None (the transport untouched) where it cannot, and
-// asyncio's start_tls runs instead.
+// sslcontext, waiter, handshake_timeout, shutdown_timeout, received):
+// start_tls over one of the loop's socket transports, whose socket the TLS
+// transport takes over, `received` (bytes or None) being what was read from
+// it before and is the start of the handshake; None (the transport
+// untouched) where it cannot, and asyncio's start_tls runs instead.
 PyObject* tls_take_over(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
-    if (nargs != 9) {
-        PyErr_Format(PyExc_TypeError, "_tls_take_over() takes 9 arguments (%zd given)", nargs);
+    if (nargs != 10) {
+        PyErr_Format(PyExc_TypeError, "_tls_take_over() takes 10 arguments (%zd given)", nargs);
         return nullptr;
     }
-    PyObject* transport = args[0];
+    PyObject *transport = args[0], *received = args[9];
+    if (received != Py_None && !PyBytes_Check(received)) {
+        PyErr_Format(PyExc_TypeError, "received must be bytes or None, not %.200s", Py_TYPE(received)->tp_name);
+        return nullptr;
+    }
     TlsArgs a{args[1], args[2], args[3], args[4], args[5], args[6], args[7], args[8]};
     CoreLoop* loop = reinterpret_cast<CoreLoop*>(op);
     if (check_closed(loop) < 0) return nullptr;
@@ -297,12 +306,15 @@ PyObject* tls_take_over(PyObject* op, PyObject* const* args, Py_ssize_t nargs) {
         Py_TYPE(old->sock) != reinterpret_cast<PyTypeObject*>(st->socket_type)) {
         Py_RETURN_NONE;
     }
-    OpaqueSsl* ssl = nullptr;
-    OpaqueBio *rbio = nullptr, *wbio = nullptr;
-    if (!find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &ssl, &rbio, &wbio)) Py_RETURN_NONE;
-    Ref t = Ref::steal(
-        new_tls_transport(loop, old->fd, old->context, old->schedule_in_context, lib, a, ssl, rbio, wbio));
-    if (!t || kind_of<TlsTransport>(t.get())->take_over(old, a.protocol, a.waiter) < 0) return nullptr;
+    FoundSsl found;
+    if (!find_ssl(st, lib, a.sslobj, a.incoming, a.outgoing, &found)) Py_RETURN_NONE;
+    // asyncio's start_tls resumes reading with call_soon: unless the old
+    // transport was given a context (3.15), the reads run in a copy of the
+    // one current here.
+    Ref context = Ref::steal(old->schedule_in_context ? Py_NewRef(old->context) : PyContext_CopyCurrent());
+    if (!context) return nullptr;
+    Ref t = Ref::steal(new_tls_transport(loop, old->fd, context.get(), old->schedule_in_context, lib, a, found));
+    if (!t || kind_of<TlsTransport>(t.get())->take_over(old, a.protocol, a.waiter, received) < 0) return nullptr;
     return t.release();
 }
 

@@ -259,6 +259,16 @@ PyTypeObject* make_transport_type(PyObject* module, const char* name, const char
 extern const PyMethodDef transport_close_methods[];
 extern const PyMethodDef transport_protocol_methods[];
 extern const PyGetSetDef transport_getsets[];
+// asyncio's flow-control defaults (_FlowControlMixin._set_write_buffer_limits,
+// sslproto's add_flowcontrol_defaults): a missing mark derives from the
+// other (default_high if neither is given), with Python's arithmetic, so
+// floats and big ints are kept as given in *high_obj / *low_obj; checked
+// with asyncio's ValueError. The byte counts compared with go to *high_value
+// and *low_value. -1 with an exception set, nothing changed.
+int set_water_marks(PyObject* high, PyObject* low, size_t default_high, PyObject** high_obj, PyObject** low_obj,
+                    size_t* high_value, size_t* low_value);
+// A mark as get_*_buffer_limits() returns it: the object given, or the count.
+PyObject* water_mark(PyObject* given, size_t value);
 // Flow control: get_write_buffer_size, get/set_write_buffer_limits, and
 // _protocol_paused, _high_water, _low_water (transport_flow.cpp).
 extern const PyMethodDef flow_control_methods[];

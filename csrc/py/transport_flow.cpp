@@ -16,22 +16,6 @@ int call_flow(Transport* tr, PyObject* method, const char* message) {
     return r ? 0 : tr->report_raised(message);
 }
 
-}  // namespace
-
-int Transport::maybe_pause_protocol() {
-    if (!over_high_water() || protocol_paused) return 0;
-    protocol_paused = true;
-    return call_flow(this, state()->s_pause_writing, "protocol.pause_writing() failed");
-}
-
-int Transport::maybe_resume_protocol() {
-    if (!protocol_paused || write_buffer_size() > low_water) return 0;
-    protocol_paused = false;
-    return call_flow(this, state()->s_resume_writing, "protocol.resume_writing() failed");
-}
-
-namespace {
-
 // The buffer size a water mark compares with: sizes are whole bytes, so
 // `size > mark` and `size <= mark` hold exactly when they hold for
 // floor(mark). Marks beyond any buffer size are the largest size.
@@ -53,25 +37,69 @@ int to_threshold(PyObject* mark, size_t* out) {
     return 0;
 }
 
+}  // namespace
+
+PyObject* water_mark(PyObject* given, size_t value) { return given ? Py_NewRef(given) : PyLong_FromSize_t(value); }
+
+int set_water_marks(PyObject* high_arg, PyObject* low_arg, size_t default_high, PyObject** high_obj,
+                    PyObject** low_obj, size_t* high_value, size_t* low_value) {
+    Ref four = Ref::steal(PyLong_FromLong(4));
+    if (!four) return -1;
+    Ref high, low;
+    if (high_arg != Py_None) {
+        high = Ref::borrow(high_arg);
+    } else if (low_arg == Py_None) {
+        high = Ref::steal(PyLong_FromSize_t(default_high));
+    } else {
+        high = Ref::steal(PyNumber_Multiply(four.get(), low_arg));
+    }
+    if (!high) return -1;
+    low = low_arg != Py_None ? Ref::borrow(low_arg) : Ref::steal(PyNumber_FloorDivide(high.get(), four.get()));
+    if (!low) return -1;
+    Ref zero = Ref::steal(PyLong_FromLong(0));
+    if (!zero) return -1;
+    int ordered = PyObject_RichCompareBool(high.get(), low.get(), Py_GE);
+    if (ordered > 0) ordered = PyObject_RichCompareBool(low.get(), zero.get(), Py_GE);
+    if (ordered < 0) return -1;
+    if (!ordered) {
+        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", high.get(), low.get());
+        return -1;
+    }
+    size_t h, l;
+    if (to_threshold(high.get(), &h) < 0 || to_threshold(low.get(), &l) < 0) return -1;
+    *high_value = h;
+    *low_value = l;
+    Py_XSETREF(*high_obj, high.release());
+    Py_XSETREF(*low_obj, low.release());
+    return 0;
+}
+
+int Transport::maybe_pause_protocol() {
+    if (!over_high_water() || protocol_paused) return 0;
+    protocol_paused = true;
+    return call_flow(this, state()->s_pause_writing, "protocol.pause_writing() failed");
+}
+
+int Transport::maybe_resume_protocol() {
+    if (!protocol_paused || write_buffer_size() > low_water) return 0;
+    protocol_paused = false;
+    return call_flow(this, state()->s_resume_writing, "protocol.resume_writing() failed");
+}
+
+namespace {
+
 PyObject* get_write_buffer_size(PyObject* t, PyObject*) {
     return PyLong_FromSize_t(transport_of(t)->write_buffer_size());
 }
 
-PyObject* mark_object(PyObject* given, size_t value) {
-    return given ? Py_NewRef(given) : PyLong_FromSize_t(value);
-}
-
 PyObject* get_write_buffer_limits(PyObject* t, PyObject*) {
     Transport* tr = transport_of(t);
-    Ref low = Ref::steal(mark_object(tr->low_water_obj, tr->low_water));
-    Ref high = Ref::steal(mark_object(tr->high_water_obj, tr->high_water));
+    Ref low = Ref::steal(water_mark(tr->low_water_obj, tr->low_water));
+    Ref high = Ref::steal(water_mark(tr->high_water_obj, tr->high_water));
     if (!low || !high) return nullptr;
     return PyTuple_Pack(2, low.get(), high.get());
 }
 
-// asyncio's _set_write_buffer_limits: a missing bound derives from the
-// other (64 KiB high by default; 512 KiB over TLS), with Python's own
-// arithmetic, so floats and big ints are kept as asyncio keeps them.
 PyObject* set_write_buffer_limits(PyObject* t, PyObject* args, PyObject* kwargs) {
     static const char* kwlist[] = {"high", "low", nullptr};
     PyObject *high_arg = Py_None, *low_arg = Py_None;
@@ -79,47 +107,23 @@ PyObject* set_write_buffer_limits(PyObject* t, PyObject* args, PyObject* kwargs)
                                      &high_arg, &low_arg)) {
         return nullptr;
     }
-    Ref four = Ref::steal(PyLong_FromLong(4));
-    if (!four) return nullptr;
     Transport* tr = transport_of(t);
-    Ref high, low;
-    if (high_arg != Py_None) {
-        high = Ref::borrow(high_arg);
-    } else if (low_arg == Py_None) {
-        high = Ref::steal(PyLong_FromSize_t(tr->default_high_water()));
-    } else {
-        high = Ref::steal(PyNumber_Multiply(four.get(), low_arg));
-    }
-    if (!high) return nullptr;
-    low = low_arg != Py_None ? Ref::borrow(low_arg) : Ref::steal(PyNumber_FloorDivide(high.get(), four.get()));
-    if (!low) return nullptr;
-    Ref zero = Ref::steal(PyLong_FromLong(0));
-    if (!zero) return nullptr;
-    int ordered = PyObject_RichCompareBool(high.get(), low.get(), Py_GE);
-    if (ordered > 0) ordered = PyObject_RichCompareBool(low.get(), zero.get(), Py_GE);
-    if (ordered < 0) return nullptr;
-    if (!ordered) {
-        PyErr_Format(PyExc_ValueError, "high (%R) must be >= low (%R) must be >= 0", high.get(), low.get());
+    if (set_water_marks(high_arg, low_arg, tr->default_high_water(), &tr->high_water_obj, &tr->low_water_obj,
+                        &tr->high_water, &tr->low_water) < 0 ||
+        tr->after_write_limits_changed() < 0) {
         return nullptr;
     }
-    size_t high_value, low_value;
-    if (to_threshold(high.get(), &high_value) < 0 || to_threshold(low.get(), &low_value) < 0) return nullptr;
-    tr->high_water = high_value;
-    tr->low_water = low_value;
-    Py_XSETREF(tr->high_water_obj, high.release());
-    Py_XSETREF(tr->low_water_obj, low.release());
-    if (tr->after_write_limits_changed() < 0) return nullptr;
     Py_RETURN_NONE;
 }
 
 PyObject* get_protocol_paused(PyObject* t, void*) { return PyBool_FromLong(transport_of(t)->protocol_paused); }
 PyObject* get_high_water(PyObject* t, void*) {
     Transport* tr = transport_of(t);
-    return mark_object(tr->high_water_obj, tr->high_water);
+    return water_mark(tr->high_water_obj, tr->high_water);
 }
 PyObject* get_low_water(PyObject* t, void*) {
     Transport* tr = transport_of(t);
-    return mark_object(tr->low_water_obj, tr->low_water);
+    return water_mark(tr->low_water_obj, tr->low_water);
 }
 
 }  // namespace

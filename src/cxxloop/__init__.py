@@ -10,22 +10,30 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from . import _policy
+from . import _policy, _watch
 from ._loop import Loop
 from ._policy import install
+from ._stats import Histogram, LoopStats
+from ._watch import SlowCallback, Watch, log_slow_callback, watch
 from .bridges import ThreadSensitiveContext, async_to_sync, sync_to_async
 
 __all__ = [
+    "Histogram",
     "Loop",
+    "LoopStats",
+    "SlowCallback",
     "ThreadSensitiveContext",
+    "Watch",
     "async_to_sync",
     "install",
+    "log_slow_callback",
     "new_event_loop",
     "run",
     "sync_to_async",
+    "watch",
 ]
 __version__ = "0.1.0"
 
@@ -36,9 +44,25 @@ if hasattr(_policy, "EventLoopPolicy"):  # asyncio before 3.16
 _T = TypeVar("_T")
 
 
-def new_event_loop() -> Loop:
-    """Return a new cxxloop event loop."""
-    return Loop()
+def new_event_loop(*, stats: bool = True, timing: bool = False, watch: float | None = None,
+                   on_slow: Callable[[SlowCallback], object] | None = None) -> Loop:
+    """Return a new cxxloop event loop.
+
+    stats and timing are loop.set_stats()'s: counters on (the default;
+    they cost under 1%), and each callback's duration measured (off: it
+    reads the clock per callback). watch=SECONDS watches the loop for
+    callbacks slower than that, reporting each to on_slow, as
+    cxxloop.watch(loop, SECONDS, on_slow) does. See docs/observability.md.
+    """
+    loop = Loop()
+    try:
+        loop.set_stats(stats, timing=timing)
+        if watch is not None:
+            _watch.watch(loop, watch, on_slow)
+    except BaseException:
+        loop.close()
+        raise
+    return loop
 
 
 def run(main: Awaitable[_T], *, debug: bool | None = None) -> _T:

@@ -25,6 +25,7 @@ from asyncio import (
     selector_events,
     sslproto,
     streams,
+    tasks,
     transports,
     unix_events,
 )
@@ -91,6 +92,14 @@ def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, 
 # deprecates the public asyncio.iscoroutinefunction and keeps this one.
 iscoroutinefunction = getattr(coroutines, "_iscoroutinefunction", None) or coroutines.iscoroutinefunction
 
+
+def task_of_handle(handle: Any) -> Any:
+    """The Task whose step `handle` runs, or None; found as _format_handle
+    finds it."""
+    task = getattr(handle._callback, "__self__", None)
+    return task if isinstance(task, tasks.Task) else None
+
+
 # The selector loop's self-pipe methods: cxxloop wakes with an eventfd of
 # its C++ core instead, so Loop has none of them (_write_to_self, which
 # outside code calls to wake a loop, it does have).
@@ -107,7 +116,7 @@ PRIVATE_NAMES_USED: dict[Any, tuple[str, ...]] = {
     selector_events.BaseSelectorEventLoop: ("_ensure_fd_no_transport", "_start_serving", "_remove_reader"),
     base_events.Server: ("_attach", "_detach"),
     futures.Future: ("_asyncio_future_blocking",),
-    events.Handle: ("_run",),
+    events.Handle: ("_run", "_callback"),
     streams.StreamReaderProtocol: ("_stream_reader",),
     **({ssl.SSLContext: ("_msg_callback",)} if ssl else {}),
 }
@@ -125,7 +134,7 @@ LOOP_ATTRIBUTES = (
 )
 
 # cxxloop's own private names among the core's: not asyncio's to keep.
-OWN_PRIVATE_NAMES = {"_call_connection_lost", "_start_accepting"}
+OWN_PRIVATE_NAMES = {"_call_connection_lost", "_start_accepting", "_watch_finished"}
 
 # --- event loop policies: deprecated in 3.14, removed in 3.16 ---
 
@@ -172,6 +181,9 @@ ThreadSafeHandle = getattr(events, "_ThreadSafeHandle", events.Handle)
 set_running_loop = events._set_running_loop
 get_running_loop = events._get_running_loop
 format_callback_source = format_helpers._format_callback_source
+# asyncio's description of a handle, as its debug mode logs a slow one: the
+# task for a task's step, else the callback and where it is defined. The
+# slow-callback watch shows it too.
 format_handle = base_events._format_handle
 set_nodelay = base_events._set_nodelay
 set_result_unless_cancelled = futures._set_result_unless_cancelled

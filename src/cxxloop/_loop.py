@@ -25,7 +25,7 @@ import weakref
 from typing import Any
 
 from . import _asyncio_internals as internals
-from . import _core, _resolve, _tls
+from . import _core, _resolve, _stats, _tls, _watch
 from ._signals import SignalHandlers
 from ._subprocess import Subprocesses
 
@@ -87,10 +87,28 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         # running), then its signal handlers go, which raises outside the
         # main thread after the loop is closed.
         super().close()
+        self._stop_watching(self)
         try:
             self._close_signal_handlers()
         finally:
             self._close_child_watches()
+
+    # A class attribute, not the module's global: close() also runs from
+    # __del__ while the interpreter tears the modules down.
+    _stop_watching = staticmethod(_watch.stop_watching)
+
+    def stats(self, *, reset: bool = False) -> _stats.LoopStats:
+        """A snapshot of the loop's counters and histograms (docs/observability.md).
+
+        With ``reset=True`` they are zeroed right after, in the same step, so
+        that successive snapshots count disjoint stretches of time. Safe to
+        call from any thread.
+        """
+        return _stats.LoopStats.from_snapshot(self._stats_snapshot(reset))
+
+    def _watch_finished(self, entry: Any, seq: int, duration: float) -> None:
+        # The C++ core's call at the end of a callback a watch found slow.
+        _watch.finished(self, entry, seq, duration)
 
     async def shutdown_default_executor(self, timeout: float | None = None) -> None:
         """Wait for the default executor's threads, at most `timeout` seconds.

@@ -122,23 +122,24 @@ async def start_tls(
     sslcontext, sslobj, incoming, outgoing, handshake_timeout, shutdown_timeout = _wrap(
         sslcontext, server_side, server_hostname, handshake_timeout, shutdown_timeout
     )
+    # What a stream read before the upgrade is the start of the client's
+    # handshake, which asyncio's server side hands on from 3.14.
+    buffer = internals.stream_reader_buffer(protocol) if server_side and internals.START_TLS_MOVES_STREAM_BUFFER else None
     tls = loop._tls_take_over(
-        transport, protocol, sslobj, incoming, outgoing, sslcontext, waiter, handshake_timeout, shutdown_timeout
+        transport, protocol, sslobj, incoming, outgoing, sslcontext, waiter, handshake_timeout, shutdown_timeout,
+        bytes(buffer) if buffer else None,
     )
     if tls is None:
         return None
-    if server_side and internals.START_TLS_MOVES_STREAM_BUFFER:
-        # What a stream read before the upgrade is the start of the
-        # handshake, which asyncio hands on from 3.14 (the handshake starts
-        # on the next iteration, and reads nothing before).
-        buffer = internals.stream_reader_buffer(protocol)
-        if buffer:
-            incoming.write(buffer)
-            buffer.clear()
+    if buffer:
+        buffer.clear()
     try:
         await waiter
     except BaseException:
         transport.close()
+        # The waiter holds the exception, whose traceback holds this
+        # frame: the cycle would keep both transports until a collection.
+        waiter = None
         raise
     return tls
 

@@ -16,7 +16,7 @@ try:
 except ImportError:  # e.g. Debian's python3 ships without the test package
     pytest.skip("this interpreter has no test.test_asyncio package (CPython's test suite)", allow_module_level=True)
 
-from .suites import MIXINS, MODULES, PINNED_PREFIXES
+from .suites import CLASSES, MIXINS, MODULES, PINNED_PREFIXES
 
 # These tests police their own resources; their leaks are reported, not
 # turned into errors of unrelated tests as the rest of our suite does.
@@ -56,15 +56,24 @@ def _export_module(name):
             _publish(f"{name}__{cls_name}", (obj,))
 
 
-def _export_mixin(name, mixin, hook, base):
+def _export_mixin(name, mixins, hook, base):
     module = _module(name)
-    if module is not None and hasattr(module, mixin):
+    if module is not None and hasattr(module, mixins[0]):
         case = test_utils.TestCase if base == "utils" else unittest.TestCase
-        _publish(f"{name}__{mixin}", (getattr(module, mixin), case), {hook: _new_cxxloop})
+        bases = tuple(getattr(module, m) for m in mixins if hasattr(module, m))
+        _publish(f"{name}__{mixins[0]}", (*bases, case), {hook: _new_cxxloop})
+
+
+def _export_class(name, cls_name):
+    module = _module(name)
+    if module is not None and hasattr(module, cls_name):
+        _publish(f"{name}__{cls_name}", (getattr(module, cls_name),))
 
 
 for _entry in MODULES:
     _export_module(_entry)
 for _entry in MIXINS:
     _export_mixin(*_entry)
+for _entry in CLASSES:
+    _export_class(*_entry)
 del _entry

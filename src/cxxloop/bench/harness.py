@@ -21,15 +21,17 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from . import report
+from . import instructions, report
 from .loops import CEILING, LOOPS, available, version
+from .loops import get as get_loop
 from .workloads import Workload, all_workloads
 
 
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m cxxloop bench",
-        description="Run the same workloads on asyncio, uvloop and cxxloop and compare.",
+        description="Run the same workloads on asyncio, cxxloop and the loops a user would pick instead, "
+                    "and compare.",
     )
     p.add_argument("--rounds", type=int, help="rounds to take medians over (default 5, quick 2)")
     p.add_argument("--quick", action="store_true", help="small sizes: a smoke run of seconds")
@@ -39,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, default=Path("bench/results"), help="output directory")
     p.add_argument("--timeout", type=float, default=300.0, help="seconds allowed per measurement")
     p.add_argument("--list", action="store_true", help="list the workloads and exit")
+    p.add_argument("--instructions", action="store_true",
+                   help="count instructions per operation with callgrind instead of timing (quick sizes, "
+                        "one run; see cxxloop/bench/instructions.py)")
     return p
 
 
@@ -114,6 +119,7 @@ def _new_results(args: argparse.Namespace, argv: list[str] | None,
             "machine": _machine(),
             "versions": {name: version(name) for name in loops},
             "loops": loops,
+            "not_installed": [name for name in LOOPS if name not in loops and not available(name)],
             "cxxloop_build": _build_id(),
         },
         "workloads": {
@@ -125,8 +131,12 @@ def _new_results(args: argparse.Namespace, argv: list[str] | None,
 
 
 def _run_names(workload: Workload, loops: list[str]) -> list[str]:
-    """What one round measures of `workload`: each loop, then its ceiling."""
-    return [*loops, CEILING] if workload.ceiling else list(loops)
+    """What one round measures of `workload`: each loop it applies to, then
+    its ceiling. A loop that changes only transports gives nothing new on a
+    workload without them; a workload may name the only loops it runs on."""
+    names = [name for name in loops if (workload.transports or not get_loop(name).transports_only)
+             and (workload.loops is None or name in workload.loops)]
+    return [*names, CEILING] if workload.ceiling else names
 
 
 def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None:
@@ -134,6 +144,7 @@ def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None
     rounds = results["meta"]["rounds"]
     total = rounds * sum(len(_run_names(w, loops)) for w in selected)
     width = max((len(w.name) for w in selected), default=0)
+    loop_width = max(len(name) for name in [*loops, CEILING])
     done = 0
     for r in range(rounds):
         # Rotate so each loop takes each position in turn across rounds.
@@ -141,24 +152,33 @@ def _run_rounds(results: dict, selected: list[Workload], timeout: float) -> None
         for workload in selected:
             entry = results["workloads"][workload.name]
             for loop in _run_names(workload, order):
-                run = _measure(loop, workload, entry["size"], timeout)
-                entry["runs"][loop].append(run)
+                earlier = entry["runs"][loop]
+                # A loop that lacks what the workload needs still lacks it.
+                if earlier and "unsupported" in earlier[-1]:
+                    run = earlier[-1]
+                else:
+                    run = _measure(loop, workload, entry["size"], timeout)
+                earlier.append(run)
                 done += 1
                 if "error" in run:
                     outcome = "FAILED " + run["error"]
+                elif "unsupported" in run:
+                    outcome = "n/a: " + run["unsupported"]
                 else:
                     outcome = (f"{report.human(run['ops_per_sec']):>8} {workload.unit}/s"
+                               f"  {report.cpu_us(run['cpu_us_per_op']):>6} CPU µs/op"
                                f"  ({run['seconds']:.3f} s)")
                 print(f"[{done:{len(str(total))}}/{total}] round {r + 1}/{rounds}  "
-                      f"{workload.name:{width}}  {loop:8} {outcome}", flush=True)
+                      f"{workload.name:{width}}  {loop:{loop_width}} {outcome}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     workloads = all_workloads()
     if args.list:
+        width = max(len(name) for name in workloads)
         for w in workloads.values():
-            print(f"{w.name:22} {w.description}")
+            print(f"{w.name:{width}} {w.description}")
         return 0
 
     selected = []
@@ -172,7 +192,14 @@ def main(argv: list[str] | None = None) -> int:
     loops = [name for name in LOOPS if name in wanted and available(name)]
     for name in wanted:
         if name not in loops:
-            print(f"skipping loop {name}: not importable", flush=True)
+            note = get_loop(name).note
+            print(f"skipping loop {name}: not installed{f' ({note})' if note else ''}", flush=True)
+    if args.instructions:
+        if reason := instructions.missing():
+            raise SystemExit(reason)
+        sizes = {w.name: max(1, round(w.quick_size * args.scale)) for w in selected}
+        return instructions.run(selected, lambda w: [n for n in _run_names(w, loops) if n != CEILING], sizes,
+                                args.timeout, args.out)
     rounds = args.rounds or (2 if args.quick else 5)
 
     results = _new_results(args, argv, selected, loops, rounds)

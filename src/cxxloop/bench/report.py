@@ -7,6 +7,7 @@ import statistics
 from pathlib import Path
 
 from .loops import CEILING
+from .loops import get as get_loop
 
 # Ratios are cxxloop's speed over the other loop's: > 1 means cxxloop is faster.
 SUBJECT = "cxxloop"
@@ -22,13 +23,25 @@ def human(value: float | None) -> str:
     return f"{value:.0f}"
 
 
+def cpu_us(value: float | None) -> str:
+    """CPU microseconds per operation, to about three significant digits."""
+    if value is None:
+        return "-"
+    return f"{value:.0f}" if value >= 100 else f"{value:.1f}" if value >= 10 else f"{value:.2f}"
+
+
+def _ok(run: dict) -> bool:
+    """A run that measured something: it neither failed nor was n/a."""
+    return "error" not in run and "unsupported" not in run
+
+
 def paired_ratio(runs: dict[str, list[dict]], loop: str, base: str) -> float | None:
     """The median over rounds of `loop`'s speed over `base`'s in the same
     round. A round measures every loop back to back, so the ratio within
     it cancels what the machine's own speed does from round to round,
     which a ratio of the two medians, taken from different rounds, keeps."""
     ratios = [a["ops_per_sec"] / b["ops_per_sec"] for a, b in zip(runs.get(loop, []), runs.get(base, []))
-              if "error" not in a and "error" not in b]
+              if _ok(a) and _ok(b)]
     return statistics.median(ratios) if ratios else None
 
 
@@ -36,19 +49,37 @@ def summarize(results: dict) -> dict:
     summary = {}
     for name, workload in results["workloads"].items():
         runs = workload["runs"]
-        medians, spreads = {}, {}
+        medians, cpu, spreads = {}, {}, {}
         for loop, loop_runs in runs.items():
-            speeds = [run["ops_per_sec"] for run in loop_runs if "error" not in run]
-            if speeds:
-                medians[loop] = statistics.median(speeds)
-                # Half the range, relative: how far a single round strays.
-                spreads[loop] = (max(speeds) - min(speeds)) / 2 / medians[loop]
+            measured = [run for run in loop_runs if _ok(run)]
+            if not measured:
+                continue
+            speeds = [run["ops_per_sec"] for run in measured]
+            medians[loop] = statistics.median(speeds)
+            # Half the range, relative: how far a single round strays.
+            spreads[loop] = (max(speeds) - min(speeds)) / 2 / medians[loop]
+            cpus = [run["cpu_us_per_op"] for run in measured if "cpu_us_per_op" in run]
+            if cpus:
+                cpu[loop] = statistics.median(cpus)
+        others = [loop for loop in runs if loop not in (SUBJECT, CEILING)]
         ratios = {}
-        for base in BASELINES:
-            ratio = paired_ratio(runs, SUBJECT, base)
+        for other in others:
+            ratio = paired_ratio(runs, SUBJECT, other)
             if ratio is not None:
-                ratios[f"{SUBJECT}/{base}"] = ratio
-        summary[name] = {"median_ops_per_sec": medians, "spread": spreads, "ratios": ratios}
+                ratios[f"{SUBJECT}/{other}"] = ratio
+        summary[name] = {
+            "median_ops_per_sec": medians,
+            "median_cpu_us_per_op": cpu,
+            "spread": spreads,
+            "ratios": ratios,
+            "unsupported": [loop for loop, loop_runs in runs.items()
+                            if any("unsupported" in run for run in loop_runs)],
+        }
+        # The loop a user would otherwise pick for this workload.
+        fastest = max((other for other in others if f"{SUBJECT}/{other}" in ratios),
+                      key=medians.__getitem__, default=None)
+        if fastest is not None:
+            summary[name]["fastest_other"] = fastest
         # How close the loop comes to the same server without Python.
         of_ceiling = paired_ratio(runs, SUBJECT, CEILING)
         if of_ceiling is not None:
@@ -56,26 +87,44 @@ def summarize(results: dict) -> dict:
     return summary
 
 
+def _cell(entry: dict, runs: dict[str, list[dict]], loop: str) -> str:
+    """A loop's rate and CPU time per operation, or why there are none."""
+    if loop in entry["median_ops_per_sec"]:
+        rate = human(entry["median_ops_per_sec"][loop])
+        cpu = entry["median_cpu_us_per_op"].get(loop)
+        return rate if cpu is None else f"{rate} ({cpu_us(cpu)})"
+    if loop in entry["unsupported"]:
+        return "n/a"
+    return "failed" if runs.get(loop) else "-"
+
+
 def table(results: dict) -> str:
-    loops = results["meta"]["loops"]
+    meta = results["meta"]
+    loops = meta["loops"]
     ratio_keys = [f"{SUBJECT}/{base}" for base in BASELINES
                   if SUBJECT in loops and base in loops]
+    # With more peers than the baselines, one column says which is fastest.
+    fastest_column = SUBJECT in loops and any(loop not in (SUBJECT, *BASELINES) for loop in loops)
     ceilings = any("of_ceiling" in entry for entry in results["summary"].values())
     columns = [*loops, CEILING] if ceilings else list(loops)
-    header = ["workload", "unit/s", *columns, *ratio_keys, *([f"{SUBJECT}/{CEILING}"] if ceilings else []),
-              "± spread"]
+    header = ["workload", "unit/s", *columns, *ratio_keys,
+              *([f"{SUBJECT}/fastest other"] if fastest_column else []),
+              *([f"{SUBJECT}/{CEILING}"] if ceilings else []), "± spread"]
     rows = []
     for name, entry in results["summary"].items():
-        medians = entry["median_ops_per_sec"]
-        ratios = [entry["ratios"].get(key) for key in ratio_keys]
+        runs = results["workloads"][name]["runs"]
+        ratios = ["-" if (r := entry["ratios"].get(key)) is None else f"{r:.2f}x" for key in ratio_keys]
+        if fastest_column:
+            fastest = entry.get("fastest_other")
+            ratios.append("-" if fastest is None else f"{entry['ratios'][f'{SUBJECT}/{fastest}']:.2f}x {fastest}")
         if ceilings:
-            ratios.append(entry.get("of_ceiling"))
+            ratios.append("-" if "of_ceiling" not in entry else f"{entry['of_ceiling']:.2f}x")
         spread = max(entry["spread"].values(), default=None)
         rows.append([
             name,
             results["workloads"][name]["unit"],
-            *(human(medians.get(column)) for column in columns),
-            *("-" if r is None else f"{r:.2f}x" for r in ratios),
+            *(_cell(entry, runs, column) for column in columns),
+            *ratios,
             "-" if spread is None else f"{spread:.0%}",
         ])
     widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
@@ -86,14 +135,25 @@ def table(results: dict) -> str:
         return "| " + " | ".join(parts) + " |"
 
     rule = "|" + "|".join("-" * (w + 1) + ("-" if i < 2 else ":") for i, w in enumerate(widths)) + "|"
-    meta = results["meta"]
-    note = (f"Median ops/s over {meta['rounds']} round(s). Ratios are {SUBJECT}'s speed over "
-            f"the other's (> 1: {SUBJECT} faster), taken within each round and then the median "
-            f"over rounds. Spread is the widest half-range across rounds, relative to the median.")
+    note = (f"Each loop's cell is its median rate over {meta['rounds']} round(s) and, in parentheses, "
+            f"its median CPU time per operation in µs: user and system time of the process that runs "
+            f"the loop, which for the echo and HTTP workloads is the server alone and for the others "
+            f"both ends. Ratios are {SUBJECT}'s speed over the other's (> 1: {SUBJECT} faster), taken "
+            f"within each round and then the median over rounds. Spread is the widest half-range "
+            f"across rounds, relative to the median.")
+    if fastest_column:
+        note += f" The fastest other is the loop besides {SUBJECT} with the highest median rate."
+    if any(entry["unsupported"] for entry in results["summary"].values()):
+        note += " n/a: the loop lacks what the workload needs (it raised NotImplementedError)."
+    if any(get_loop(loop).transports_only for loop in loops):
+        note += (" -: not measured, as a loop that differs from its base only in its transports "
+                 "(aiofastnet) runs only the workloads that use them.")
     if ceilings:
         note += (f" The {CEILING} column is the same load served by a plain C epoll server "
                  f"(no Python), the most any loop could reach; a loop at or above it means "
                  f"the load generator, not the server, is the limit.")
+    if meta.get("not_installed"):
+        note += f" Not installed: {', '.join(meta['not_installed'])}."
     return "\n".join([line(header), rule, *(line(row) for row in rows), "", note])
 
 

@@ -2,8 +2,9 @@
 
 A workload is one thing to measure on every loop. It runs inside a fresh
 child process (see ``cxxloop.bench._child``) that has already created the
-loop, and returns how many operations it did and how long they took. That
-contract is loose on purpose: a micro workload times ``run_forever`` on its
+loop, and returns how many operations it did, how long they took and how
+much of the process's CPU time they used (a ``Measured``). That contract is
+loose on purpose: a micro workload times ``run_forever`` on its
 own loop, while an echo or HTTP workload starts a server on the loop, drives
 it with an external load generator and reports what that measured.
 
@@ -18,8 +19,11 @@ import importlib
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .timing import Measured
+
 # Modules holding workloads, in the order their workloads are run and shown.
-_MODULES = ("micro", "transports", "net")
+# observability's are variants of the others': it comes last.
+_MODULES = ("micro", "transports", "net", "tls", "observability")
 
 
 @dataclass(frozen=True)
@@ -32,15 +36,23 @@ class Workload:
     size: int
     quick_size: int
     description: str
-    # run(loop, size) -> (operations, seconds). Must time only the part
-    # that runs on the loop, never set-up or tear-down.
-    run: Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]]
+    # run(loop, size) -> Measured. Must time only the part that runs on the
+    # loop, never set-up or tear-down (a timing.Stopwatch reads both clocks).
+    run: Callable[[asyncio.AbstractEventLoop, int], Measured]
+    # Whether it runs on the loop's transports (sockets, TLS, datagrams,
+    # pipes), the part a transport library such as aiofastnet replaces.
+    transports: bool = False
     # Returns why the workload cannot run here (a missing tool), or None.
     unavailable: Callable[[], str | None] = lambda: None
     # The same work done without any event loop (a plain C server), as a
-    # reference point: ceiling(size) -> (operations, seconds). Measured once
-    # per round, shown as its own column.
-    ceiling: Callable[[int], tuple[int, float]] | None = None
+    # reference point: ceiling(size) -> Measured, the CPU time being the C
+    # server's. Measured once per round, shown as its own column.
+    ceiling: Callable[[int], Measured] | None = None
+    # The only loops it runs on; None for all.
+    loops: tuple[str, ...] | None = None
+    # The workload this one is a variant of (the same work, the loop set up
+    # otherwise): --instructions shows the difference from it.
+    variant_of: str | None = None
 
 
 def all_workloads() -> dict[str, Workload]:

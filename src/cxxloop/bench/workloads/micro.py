@@ -1,8 +1,7 @@
 """Micro workloads: one event loop primitive each, no network.
 
-Every function takes a fresh loop and a size, and returns (operations,
-seconds) where seconds is time.perf_counter() around the loop-running part
-only. Work is fed in batches from inside the running loop, so that the ready
+Every function takes a fresh loop and a size, and returns a Measured: the
+operations, and the wall and CPU time of the loop-running part only. Work is fed in batches from inside the running loop, so that the ready
 queue and the timer heap stay the size a busy program has, not millions deep.
 """
 
@@ -14,6 +13,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from . import Workload
+from .timing import Measured, Stopwatch
 
 _BATCH = 1000
 
@@ -22,18 +22,18 @@ def _noop(*args: object) -> None:
     pass
 
 
-def _timed_forever(loop: asyncio.AbstractEventLoop, start) -> float:
+def _timed_forever(loop: asyncio.AbstractEventLoop, ops: int, start) -> Measured:
     """Run the loop from `start` until something calls loop.stop()."""
     loop.call_soon(start)
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     loop.run_forever()
-    return time.perf_counter() - t0
+    return clock.measured(ops)
 
 
-def _timed_until_complete(loop: asyncio.AbstractEventLoop, coro) -> float:
-    t0 = time.perf_counter()
+def _timed_until_complete(loop: asyncio.AbstractEventLoop, ops: int, coro) -> Measured:
+    clock = Stopwatch()
     loop.run_until_complete(coro)
-    return time.perf_counter() - t0
+    return clock.measured(ops)
 
 
 def _call_soon_feeder(loop, n, schedule_batch):
@@ -65,11 +65,11 @@ def _three_args(call_soon, count: int) -> None:
 
 
 def call_soon(loop, n):
-    return n, _timed_forever(loop, _call_soon_feeder(loop, n, _no_args))
+    return _timed_forever(loop, n, _call_soon_feeder(loop, n, _no_args))
 
 
 def call_soon_args(loop, n):
-    return n, _timed_forever(loop, _call_soon_feeder(loop, n, _three_args))
+    return _timed_forever(loop, n, _call_soon_feeder(loop, n, _three_args))
 
 
 def timers_cancel(loop, n):
@@ -91,7 +91,7 @@ def timers_cancel(loop, n):
         pending = [call_later(1.0 + (i * 7919 % 1000) * 1e-3, _noop) for i in range(count)]
         loop.call_soon(step if count else loop.stop)
 
-    return n, _timed_forever(loop, step)
+    return _timed_forever(loop, n, step)
 
 
 def timers_firing(loop, n):
@@ -117,7 +117,7 @@ def timers_firing(loop, n):
         for i in range(in_flight):
             loop.call_later((i % 100) * 1e-6, on_timer)
 
-    return n, _timed_forever(loop, start)
+    return _timed_forever(loop, n, start)
 
 
 async def _five_sleeps() -> None:
@@ -131,7 +131,7 @@ def gather(loop, n):
     async def main() -> None:
         await asyncio.gather(*[_five_sleeps() for _ in range(n)])
 
-    return n, _timed_until_complete(loop, main())
+    return _timed_until_complete(loop, n, main())
 
 
 def futures(loop, n):
@@ -146,7 +146,7 @@ def futures(loop, n):
             call_soon(fut.set_result, None)
             await fut
 
-    return n, _timed_until_complete(loop, main())
+    return _timed_until_complete(loop, n, main())
 
 
 def run_in_executor(loop, n):
@@ -166,10 +166,9 @@ def run_in_executor(loop, n):
             await asyncio.gather(*[run(executor, _noop) for _ in range(in_flight)])
 
     try:
-        seconds = _timed_until_complete(loop, main())
+        return _timed_until_complete(loop, n // in_flight * in_flight, main())
     finally:
         executor.shutdown(wait=True)
-    return n // in_flight * in_flight, seconds
 
 
 def socketpair_pingpong(loop, n):
@@ -204,13 +203,12 @@ def socketpair_pingpong(loop, n):
     loop.add_reader(pong.fileno(), on_pong_readable)
     loop.add_reader(ping.fileno(), on_ping_readable)
     try:
-        seconds = _timed_forever(loop, lambda: ping.send(message))
+        return _timed_forever(loop, n, lambda: ping.send(message))
     finally:
         loop.remove_reader(pong.fileno())
         loop.remove_reader(ping.fileno())
         ping.close()
         pong.close()
-    return n, seconds
 
 
 WORKLOADS = [

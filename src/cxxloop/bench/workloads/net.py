@@ -5,7 +5,8 @@ Each workload's size is its duration in milliseconds. The server runs on
 the measured loop in the benchmark's child process, pinned to core 0; the
 load generator (csrc/bench/loadgen.c for echo, wrk for HTTP) runs pinned to
 core 1 and reports what it completed and in how long; the loop runs until
-the generator exits. Echo workloads and http_raw also measure a plain C
+the generator exits. The CPU time is the server process's over that run.
+Echo workloads and http_raw also measure a plain C
 epoll server (csrc/bench/echo_server.c, answering HTTP for http_raw) under the
 same load: the ceiling.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import resource
 import shutil
 import subprocess
 import threading
@@ -22,6 +24,7 @@ from collections.abc import Callable
 
 from .. import native
 from . import Workload
+from .timing import Measured, Stopwatch
 
 HOST = "127.0.0.1"
 # The cores this process may use, read once at import: the server pins
@@ -45,9 +48,10 @@ def _pinned(core: int | None) -> Callable[[], None] | None:
     return None if core is None else lambda: _pin(core)
 
 
-def _drive(loop: asyncio.AbstractEventLoop, cmd: list[str]) -> str:
+def _drive(loop: asyncio.AbstractEventLoop, cmd: list[str]) -> tuple[str, float]:
     """Run the load generator `cmd` on its own core while `loop` serves;
-    return what the generator printed."""
+    return what the generator printed and the CPU seconds this process
+    spent meanwhile."""
     _pin(SERVER_CORE)
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                             preexec_fn=_pinned(LOAD_CORE))
@@ -58,12 +62,14 @@ def _drive(loop: asyncio.AbstractEventLoop, cmd: list[str]) -> str:
         loop.call_soon_threadsafe(loop.stop)
 
     waiter = threading.Thread(target=wait, daemon=True)
+    clock = Stopwatch()
     waiter.start()
     loop.run_forever()
+    _, cpu_seconds = clock.elapsed()
     waiter.join()
     if proc.returncode != 0:
         raise RuntimeError(f"{cmd[0]} failed ({proc.returncode}): {output[1].strip()}")
-    return output[0]
+    return output[0], cpu_seconds
 
 
 def _loadgen_result(stdout: str) -> tuple[int, float]:
@@ -74,7 +80,7 @@ def _loadgen_result(stdout: str) -> tuple[int, float]:
 # --- echo servers, one per API style ------------------------------------------
 
 
-class _EchoProtocol(asyncio.Protocol):
+class EchoProtocol(asyncio.Protocol):
     def connection_made(self, transport):
         self.transport = transport
 
@@ -99,7 +105,7 @@ async def _serve_protocol(factory: Callable[[], asyncio.BaseProtocol]) -> asynci
     return await asyncio.get_running_loop().create_server(factory, HOST, 0)
 
 
-async def _stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     while data := await reader.read(READ_SIZE):
         writer.write(data)
         await writer.drain()
@@ -107,7 +113,7 @@ async def _stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWrite
 
 
 async def _serve_streams() -> asyncio.AbstractServer:
-    return await asyncio.start_server(_stream_echo, HOST, 0)
+    return await asyncio.start_server(stream_echo, HOST, 0)
 
 
 class _SockServer:
@@ -150,7 +156,7 @@ async def _serve_sock() -> _SockServer:
 
 
 SERVERS = {
-    "protocol": lambda: _serve_protocol(_EchoProtocol),
+    "protocol": lambda: _serve_protocol(EchoProtocol),
     "buffered": lambda: _serve_protocol(_EchoBuffered),
     "streams": _serve_streams,
     "sock": _serve_sock,
@@ -163,24 +169,24 @@ def _loadgen(size: int) -> Callable[[int, int], list[str]]:
                                  str(size), str(millis)]
 
 
-def _echo_run(style: str, size: int) -> Callable[[asyncio.AbstractEventLoop, int], tuple[int, float]]:
-    def run(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
+def _echo_run(style: str, size: int) -> Callable[[asyncio.AbstractEventLoop, int], Measured]:
+    def run(loop: asyncio.AbstractEventLoop, millis: int) -> Measured:
         server = loop.run_until_complete(SERVERS[style]())
         port = server.sockets[0].getsockname()[1]
         try:
-            out = _drive(loop, _loadgen(size)(port, millis))
+            out, cpu_seconds = _drive(loop, _loadgen(size)(port, millis))
         finally:
             server.close()
             loop.run_until_complete(server.wait_closed())
-        return _loadgen_result(out)
+        return Measured(*_loadgen_result(out), cpu_seconds)
 
     return run
 
 
 def _c_server_ceiling(mode: list[str], load: Callable[[int, int], list[str]],
-                      result: Callable[[str], tuple[int, float]]) -> Callable[[int], tuple[int, float]]:
+                      result: Callable[[str], tuple[int, float]]) -> Callable[[int], Measured]:
     """The same load against the C echo_server (in `mode`) instead of a loop."""
-    def ceiling(millis: int) -> tuple[int, float]:
+    def ceiling(millis: int) -> Measured:
         server = subprocess.Popen([str(native.binary("echo_server")), *mode], stdout=subprocess.PIPE, text=True,
                                   preexec_fn=_pinned(SERVER_CORE))
         try:
@@ -188,10 +194,15 @@ def _c_server_ceiling(mode: list[str], load: Callable[[int, int], list[str]],
             out = subprocess.run(load(port, millis), capture_output=True, text=True, check=True,
                                  preexec_fn=_pinned(LOAD_CORE))
         finally:
+            # The load generator has been waited for: what the children's
+            # CPU time grows by now is the server's alone.
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
             server.kill()
             server.wait()
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
             server.stdout.close()
-        return result(out.stdout)
+        cpu_seconds = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
+        return Measured(*result(out.stdout), cpu_seconds)
 
     return ceiling
 
@@ -222,7 +233,9 @@ async def _serve_raw_http():
     return await asyncio.get_running_loop().create_server(_RawHttp, HOST, 0)
 
 
-async def _serve_aiohttp():
+async def serve_aiohttp(ssl_context=None):
+    """The aiohttp hello-world application on the running loop (over TLS
+    with `ssl_context`); returns its web.AppRunner."""
     from aiohttp import web
 
     async def hello(request):
@@ -232,7 +245,7 @@ async def _serve_aiohttp():
     app.router.add_get("/", hello)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
-    await web.TCPSite(runner, HOST, 0).start()
+    await web.TCPSite(runner, HOST, 0, ssl_context=ssl_context).start()
     return runner
 
 
@@ -249,11 +262,12 @@ def _wrk_result(out: str) -> tuple[int, float]:
     return int(match[1]), elapsed
 
 
-def _wrk(loop: asyncio.AbstractEventLoop, port: int, millis: int) -> tuple[int, float]:
-    return _wrk_result(_drive(loop, _wrk_command(port, millis)))
+def _wrk(loop: asyncio.AbstractEventLoop, port: int, millis: int) -> Measured:
+    out, cpu_seconds = _drive(loop, _wrk_command(port, millis))
+    return Measured(*_wrk_result(out), cpu_seconds)
 
 
-def _http_raw(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
+def _http_raw(loop: asyncio.AbstractEventLoop, millis: int) -> Measured:
     server = loop.run_until_complete(_serve_raw_http())
     try:
         return _wrk(loop, server.sockets[0].getsockname()[1], millis)
@@ -262,8 +276,8 @@ def _http_raw(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]
         loop.run_until_complete(server.wait_closed())
 
 
-def _http_aiohttp(loop: asyncio.AbstractEventLoop, millis: int) -> tuple[int, float]:
-    runner = loop.run_until_complete(_serve_aiohttp())
+def _http_aiohttp(loop: asyncio.AbstractEventLoop, millis: int) -> Measured:
+    runner = loop.run_until_complete(serve_aiohttp())
     try:
         return _wrk(loop, runner.addresses[0][1], millis)
     finally:
@@ -274,12 +288,12 @@ def _no_wrk() -> str | None:
     return None if shutil.which("wrk") else "wrk is not installed (apt-get install wrk)"
 
 
-def _no_aiohttp() -> str | None:
+def no_aiohttp() -> str | None:
     try:
         import aiohttp  # noqa: F401
     except ImportError:
         return "aiohttp is not installed"
-    return _no_wrk()
+    return None
 
 
 SIZES = {"64": 64, "1k": 1024, "10k": 10 * 1024, "100k": 100 * 1024}
@@ -294,11 +308,12 @@ WORKLOADS = [
     Workload(
         name=f"echo_{style}_{label}",
         unit="msgs",
-        size=2000,
+        size=1000,
         quick_size=300,
         description=f"{STYLE_DESCRIPTIONS[style]}, {size}-byte messages, {CONNECTIONS[size]} "
                     "connections from the C load generator on another core",
         run=_echo_run(style, size),
+        transports=True,
         unavailable=native.missing,
         ceiling=_c_server_ceiling([], _loadgen(size), _loadgen_result),
     )
@@ -308,20 +323,22 @@ WORKLOADS = [
     Workload(
         name="http_raw",
         unit="reqs",
-        size=3000,
+        size=2000,
         quick_size=1000,
         description=f"raw asyncio.Protocol HTTP/1.1 keep-alive responder under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_raw,
+        transports=True,
         unavailable=lambda: _no_wrk() or native.missing(),
         ceiling=_c_server_ceiling(["http"], _wrk_command, _wrk_result),
     ),
     Workload(
         name="http_aiohttp",
         unit="reqs",
-        size=3000,
+        size=2000,
         quick_size=1000,
         description=f"aiohttp hello-world application under wrk, {HTTP_CONNECTIONS} connections",
         run=_http_aiohttp,
-        unavailable=_no_aiohttp,
+        transports=True,
+        unavailable=lambda: no_aiohttp() or _no_wrk(),
     ),
 ]

@@ -11,15 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
 
 from . import Workload
+from .timing import Measured, Stopwatch
 
 _IN_FLIGHT = 16
 _CHUNK = 64 * 1024
 
 
-async def _udp_pingpong(n: int) -> float:
+async def _udp_pingpong(n: int) -> Measured:
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     remaining = n
@@ -46,21 +46,21 @@ async def _udp_pingpong(n: int) -> float:
     server, _ = await loop.create_datagram_endpoint(Echo, local_addr=("127.0.0.1", 0))
     client, _ = await loop.create_datagram_endpoint(Client, remote_addr=server.get_extra_info("sockname"))
     try:
-        t0 = time.perf_counter()
+        clock = Stopwatch()
         for _ in range(min(_IN_FLIGHT, n)):
             client.sendto(b"x" * 64)
         await done
-        return time.perf_counter() - t0
+        return clock.measured(n)
     finally:
         client.close()
         server.close()
 
 
-def udp_pingpong(loop: asyncio.AbstractEventLoop, n: int) -> tuple[int, float]:
-    return n, loop.run_until_complete(_udp_pingpong(n))
+def udp_pingpong(loop: asyncio.AbstractEventLoop, n: int) -> Measured:
+    return loop.run_until_complete(_udp_pingpong(n))
 
 
-async def _pipe_stream(mib: int) -> float:
+async def _pipe_stream(mib: int) -> Measured:
     loop = asyncio.get_running_loop()
     total = mib * 1024 * 1024
     received = 0
@@ -90,21 +90,21 @@ async def _pipe_stream(mib: int) -> float:
     writer, protocol = await loop.connect_write_pipe(Writer, os.fdopen(w, "wb", 0))
     writer.set_write_buffer_limits(high=1024 * 1024)
     chunk = b"y" * _CHUNK
-    t0 = time.perf_counter()
+    clock = Stopwatch()
     for _ in range(total // _CHUNK):
         writer.write(chunk)
         if protocol.resumed is not None:
             await protocol.resumed
     writer.close()
     await finished
-    seconds = time.perf_counter() - t0
+    measured = clock.measured(mib)
     if received != total:
         raise RuntimeError(f"pipe_stream received {received} of {total} bytes")
-    return seconds
+    return measured
 
 
-def pipe_stream(loop: asyncio.AbstractEventLoop, mib: int) -> tuple[int, float]:
-    return mib, loop.run_until_complete(_pipe_stream(mib))
+def pipe_stream(loop: asyncio.AbstractEventLoop, mib: int) -> Measured:
+    return loop.run_until_complete(_pipe_stream(mib))
 
 
 WORKLOADS = [
@@ -112,10 +112,12 @@ WORKLOADS = [
         "udp_pingpong", "round trips", 50_000, 5_000,
         "64 B datagrams between two create_datagram_endpoint transports on loopback, 16 in flight",
         udp_pingpong,
+        transports=True,
     ),
     Workload(
         "pipe_stream", "MiB", 400, 40,
         "64 KiB writes through os.pipe() from connect_write_pipe to connect_read_pipe, flow-controlled at 1 MiB",
         pipe_stream,
+        transports=True,
     ),
 ]
