@@ -296,7 +296,18 @@ int TlsTransport::handshake_complete(PyObject* handshake_exc) {
     if (app_state == AppState::init) {
         app_state = AppState::connected;
         Ref r = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_connection_made, object()));
-        if (!r) return -1;
+        if (!r) {
+            if (!must_propagate()) return -1;
+            // The connection is made whatever connection_made() raised: the
+            // waiter learns it before the loop unwinds, as a socket
+            // transport's waiter (a callback of its own) does. sslproto
+            // skips it, and its create_connection() then waits forever.
+            // The read is retried when the loop runs again.
+            Ref exc = Ref::steal(PyErr_GetRaisedException());
+            if (wake_waiter(nullptr) < 0) PyErr_WriteUnraisable(object());
+            PyErr_SetRaisedException(exc.release());
+            return -1;
+        }
     }
     if (wake_waiter(nullptr) < 0) return -1;
     return do_read();
