@@ -294,3 +294,88 @@ def test_a_read_pipe_still_sees_its_eof_after_a_keyboard_interrupt():
     assert results["cxxloop"] == results["asyncio"], results
     received, events, interrupts = results["cxxloop"]
     assert received == b"abc" and events[-1] == "connection_lost" and interrupts == 1
+
+
+class CountsBuffers(BufferedInterrupted):
+    def get_buffer(self, sizehint):
+        self.events.append("get_buffer")
+        return self.buf
+
+
+def test_a_buffered_protocol_is_asked_for_a_buffer_only_when_data_waits():
+    # After a KeyboardInterrupt out of buffer_updated, and after
+    # resume_reading(), the transport reads again without a readiness
+    # report; asyncio calls get_buffer() only when the selector says there
+    # is something to read, and so must cxxloop.
+    def run(factory):
+        loop = factory()
+        try:
+            a, peer = socket.socketpair()
+            a.setblocking(False)
+            protocol = CountsBuffers(["buffer_updated"])
+            transport, _ = loop.run_until_complete(loop.connect_accepted_socket(lambda: protocol, a))
+            peer.send(b"first")
+            with pytest.raises(KeyboardInterrupt):
+                loop.run_until_complete(asyncio.sleep(0.05))
+            loop.run_until_complete(asyncio.sleep(0.05))
+            transport.pause_reading()
+            transport.resume_reading()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            peer.send(b"second")
+            loop.run_until_complete(asyncio.sleep(0.05))
+            peer.close()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            return bytes(protocol.received), protocol.events
+        finally:
+            loop.close()
+
+    results = {name: run(factory) for name, factory in LOOPS.items()}
+    assert results["cxxloop"] == results["asyncio"], results
+    assert results["cxxloop"] == (b"firstsecond", ["get_buffer", "buffer_updated", "get_buffer", "buffer_updated",
+                                                   "get_buffer", "connection_lost"])
+
+
+def test_tls_connection_made_interrupted(contexts):
+    # A KeyboardInterrupt out of a TLS protocol's connection_made(): asyncio's
+    # sslproto skips setting the waiter, so create_connection() never
+    # returns (here: a time-out). cxxloop's TLS transport sets it before
+    # the loop unwinds, as asyncio's plain socket transports do, and the
+    # connection then carries data both ways.
+    server_context, client_context = contexts
+
+    class Raises(asyncio.Protocol):
+        def connection_made(self, transport):
+            raise KeyboardInterrupt("connection_made")
+
+        def data_received(self, data):
+            self.got = data
+
+    def run(factory):
+        loop = factory()
+        try:
+            server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", 0, ssl=server_context))
+            port = server.sockets[0].getsockname()[1]
+            task = loop.create_task(loop.create_connection(Raises, "127.0.0.1", port, ssl=client_context,
+                                                           server_hostname="localhost"))
+            with pytest.raises(KeyboardInterrupt):
+                loop.run_until_complete(task)
+            try:
+                transport, protocol = loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 1))
+            except asyncio.TimeoutError:
+                outcome = "create_connection() waits for ever"
+                task.cancel()
+                transport = None
+            else:
+                transport.write(b"echo")
+                loop.run_until_complete(asyncio.sleep(0.1))
+                outcome = getattr(protocol, "got", None)
+                transport.close()
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            return outcome
+        finally:
+            loop.close()
+
+    with asyncio_leaks_dropped():
+        results = {name: run(factory) for name, factory in LOOPS.items()}
+    assert results == {"asyncio": "create_connection() waits for ever", "cxxloop": b"echo"}
