@@ -15,7 +15,13 @@ import asyncio
 from collections import Counter
 from dataclasses import dataclass
 
-RAISES = {"Exception": ZeroDivisionError, "KeyboardInterrupt": KeyboardInterrupt, "SystemExit": SystemExit}
+class Custom(BaseException):
+    """A BaseException that is neither SystemExit nor KeyboardInterrupt:
+    asyncio's transports and handles report it like an Exception."""
+
+
+RAISES = {"Exception": ZeroDivisionError, "KeyboardInterrupt": KeyboardInterrupt, "SystemExit": SystemExit,
+          "Custom": Custom}
 # Transport methods an action may call (on the transport of the callback's protocol).
 TRANSPORT_ACTIONS = ("close", "abort", "pause_reading", "resume_reading", "write_eof")
 # What a re-entrant __del__ does: schedule a callback, a timer, write, close.
@@ -60,7 +66,9 @@ class Record:
         self.transports: dict = {}
         self.writer = None
         self.absent: set = set()  # (role, method) pairs that are not to be called
+        self.losing = frozenset({"abort"})  # transport methods after which what was queued may be lost
         self.aborted = False  # an abort() ran: what was queued may be lost
+        self.peer_ended = False  # the peer has sent its EOF (or close_notify)
         self.received = bytearray()
         self.buffers: list[bytearray] = []
 
@@ -68,7 +76,8 @@ class Record:
         self.notes.append(what)
 
     def _log_write(self, transport, source: str, size: int) -> dict:
-        entry = {"index": len(self.writes), "source": source, "size": size, "result": None}
+        entry = {"index": len(self.writes), "source": source, "size": size, "result": None,
+                 "after_peer_eof": self.peer_ended}
         try:
             entry["closing"] = transport.is_closing()
             entry["buffered"] = transport.get_write_buffer_size()
@@ -130,7 +139,7 @@ class Record:
                 raise RAISES[arg](f"{name} {arg}")
             if kind in TRANSPORT_ACTIONS:
                 if (protocol.role, kind) not in self.absent:
-                    self.aborted |= kind == "abort"
+                    self.aborted |= kind in self.losing
                     try:
                         getattr(protocol.transport, kind)()
                     except Exception as exc:
@@ -230,6 +239,27 @@ class PlannedProtocol(asyncio.Protocol):
 
     def error_received(self, exc):
         self.record.callback(self, "error_received", type(exc).__name__)
+
+
+class PlannedSubprocessProtocol(PlannedProtocol, asyncio.SubprocessProtocol):
+    """A subprocess protocol: writes go to the child's stdin, and what
+    comes back on its stdout is what was received."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+        self.record.transports.setdefault(self.role, transport)
+        self.record.writer = transport.get_pipe_transport(0)
+        self.record.callback(self, "connection_made")
+
+    def pipe_data_received(self, fd, data):
+        self.record.received += data
+        self.record.callback(self, "pipe_data_received", len(data))
+
+    def pipe_connection_lost(self, fd, exc):
+        self.record.callback(self, "pipe_connection_lost", (fd, type(exc).__name__ if exc else None))
+
+    def process_exited(self):
+        self.record.callback(self, "process_exited")
 
 
 class BufferedPlannedProtocol(asyncio.BufferedProtocol, PlannedProtocol):

@@ -48,6 +48,7 @@ class Run:
         self.loop.set_exception_handler(self._report)
         self.world = WORLDS[plan["kind"]](self.loop, self.record, tls_contexts, plan["buffered"], plan["keepsake"])
         self.record.absent = self.world.absent
+        self.record.losing = self.world.losing
 
     def _report(self, loop, context):
         self.report_count += 1
@@ -159,12 +160,13 @@ class Run:
         elif name == "peer_resume":
             peer.reading = True
         elif name == "peer_eof":
+            record.peer_ended = True
             peer.eof()
         elif name == "call":
             role = self.world.roles[op[2] % len(self.world.roles)]
             transport = record.transports.get(role)
             if transport is not None and (role, op[1]) not in record.absent:
-                record.aborted |= op[1] == "abort"
+                record.aborted |= op[1] in record.losing
                 getattr(transport, op[1])()
         elif name == "gc":
             gc.collect()
@@ -188,6 +190,7 @@ class Run:
             if not self.lost(role) and (role, "resume_reading") not in self.record.absent and role != "write":
                 self.guarded(transport.resume_reading)
         self.settle()
+        self.guarded(self.world.wind_down, self.settle)
         for role, transport in self.record.transports.items():
             if not self.lost(role):
                 self.guarded(transport.close)
@@ -271,8 +274,8 @@ class Run:
             "reports": self.reports,
             "interrupts": self.interrupts,
             "timeouts": self.timeouts,
-            "writes": [(w["source"], w["size"], w["result"], w["closing"], w["buffered"] != 0, status)
-                       for w, status in zip(record.writes, statuses)],
+            "writes": [(w["source"], w["size"], w["result"], w["closing"], w["buffered"] != 0, status,
+                        w["after_peer_eof"]) for w, status in zip(record.writes, statuses)],
             "unexplained_bytes": unexplained,
             # Whether queued data may be lost: an abort(), or a UDP peer gone.
             "may_lose": record.aborted or (record.datagram and peer is not None and peer.gone),

@@ -16,10 +16,12 @@ import contextvars
 import errno
 import fcntl
 import os
+import signal
 import socket
 import ssl
+import subprocess
 
-from fault_plan import BufferedPlannedProtocol, PlannedProtocol, Reentrant
+from fault_plan import BufferedPlannedProtocol, PlannedProtocol, PlannedSubprocessProtocol, Reentrant
 
 SEND_BUFFER = 16384
 PIPE_BUFFER = 4096
@@ -130,7 +132,9 @@ class TlsPeer(SocketPeer):
     def advance(self) -> None:
         try:
             self._advance()
-        except ssl.SSLError:  # a broken TLS (an abort mid-record): the peer gives up on it
+        # A broken TLS (an abort mid-record) raises SSLError; a reset
+        # socket under it, OSError: either way the peer gives up on it.
+        except OSError:
             self.tls_closed = True
         self.outgoing += self.outgoing_bio.read()
         self.flush()
@@ -267,6 +271,54 @@ class DatagramPeer:
         self.eof()
 
 
+class ChildPeer:
+    """The far end of a subprocess: `cat`, which echoes its stdin on its
+    stdout, so what arrived is what the protocol's pipe_data_received got.
+    Pausing the peer stops the child (SIGSTOP), so that writes queue."""
+
+    def __init__(self, record):
+        self.record = record
+        self.pid = None
+        self._reading = True
+
+    @property
+    def received(self):
+        return self.record.received
+
+    @property
+    def reading(self):
+        return self._reading
+
+    @reading.setter
+    def reading(self, reading):
+        if reading != self._reading and self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGCONT if reading else signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+        self._reading = reading
+
+    @property
+    def eof_seen(self):
+        return any(e[1] == "pipe_connection_lost" and e[2][0] == 1 or e[1] == "connection_lost"
+                   for e in self.record.events)
+
+    def send(self, data: bytes) -> None:
+        """The child sends only what it echoes."""
+
+    def eof(self) -> None:
+        """The child ends its output when its input ends."""
+
+    def pump(self) -> None:
+        """The loop reads the child's output."""
+
+    def pending(self) -> int:
+        return 0
+
+    def close(self) -> None:
+        self.reading = True  # a stopped child would not see the signal that ends it
+
+
 class World:
     """One connection of a kind: `start()` makes the sockets and the peer
     and returns the coroutine that makes the transports (run as a task in
@@ -276,6 +328,7 @@ class World:
     roles = ("main",)
     datagram = False
     absent: frozenset = frozenset()  # (role, method): transport methods the plan does not call
+    losing = frozenset({"abort"})  # transport methods after which what was queued may be lost
 
     def __init__(self, loop, record, tls_contexts, buffered, keepsake):
         self.loop = loop
@@ -297,6 +350,10 @@ class World:
 
     def after_start(self) -> None:
         """Work the set-up has left to do once its coroutine is done."""
+
+    def wind_down(self, settle) -> None:
+        """What ends the connection before its transports are closed;
+        `settle(until, limit)` runs the loop."""
 
     def release(self) -> None:
         """Closes the server, which holds the context it was made in."""
@@ -411,6 +468,46 @@ class Pipes(World):
         await self.loop.connect_write_pipe(self.protocol("write"), writing)
 
 
+class Subprocess(World):
+    """subprocess_exec() of `cat` with its stdin and stdout as pipes."""
+
+    kind = "subprocess"
+    # A subprocess transport has only close() of these, and its close()
+    # kills a child that is still running.
+    absent = frozenset({("main", "abort"), ("main", "write_eof"), ("main", "pause_reading"),
+                        ("main", "resume_reading")})
+    losing = frozenset({"abort", "close"})
+
+    def protocol(self, role="main"):
+        keepsake = Reentrant(self.record, self.keepsake, "protocol") if self.keepsake else None
+        return lambda: PlannedSubprocessProtocol(self.record, role, keepsake)
+
+    def start(self):
+        self.peer = ChildPeer(self.record)
+        return self.loop.subprocess_exec(self.protocol(), "cat", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL)
+
+    def after_start(self):
+        transport = self.record.transports.get("main")
+        if transport is not None:
+            self.peer.pid = transport.get_pid()
+
+    def release(self):
+        # Even after connection_lost, asyncio's subprocess transport is open
+        # (and warns when collected) until it is closed.
+        transport = self.record.transports.get("main")
+        if transport is not None:
+            transport.close()
+
+    def wind_down(self, settle):
+        # The child's input ends, and it exits once it has echoed the rest.
+        self.peer.reading = True
+        writer = self.record.writer
+        if writer is not None and not writer.is_closing():
+            writer.close()
+        settle(until=lambda: any(e[1] == "process_exited" for e in self.record.events), limit=2)
+
+
 class Datagrams(World):
     """create_datagram_endpoint() connected to a plain UDP socket."""
 
@@ -433,7 +530,7 @@ class Datagrams(World):
             self.peer.sock.connect(transport.get_extra_info("sockname"))
 
 
-WORLDS = {w.kind: w for w in (TcpClient, TlsClient, TcpServer, TlsServer, UnixPair, Pipes, Datagrams)}
+WORLDS = {w.kind: w for w in (TcpClient, TlsClient, TcpServer, TlsServer, UnixPair, Pipes, Subprocess, Datagrams)}
 
 
 def in_context(keepsake_kind, record):

@@ -2,30 +2,38 @@
 loop, over real connections, on asyncio's loop and on cxxloop.
 
 Hypothesis draws a plan: a kind of connection (TCP client or server, a
-Unix socketpair, TLS client or server, a read and a write pipe, a UDP
-endpoint), a plain or buffered protocol, faults in its callbacks
-(raise an Exception, KeyboardInterrupt or SystemExit; call close(),
+Unix socketpair, TLS client or server over cxxloop's C++ TLS transport, a
+read and a write pipe, a subprocess's pipes, a UDP endpoint), a plain or
+buffered protocol, faults in its callbacks (raise an Exception,
+KeyboardInterrupt, SystemExit or another BaseException; call close(),
 abort(), pause_reading(), resume_reading(), write_eof() or write(); drop
 objects whose __del__ schedules callbacks, timers, writes or a close, or
-hand them to the loop to release), objects with such a __del__ released
-with the protocol and with the connection's context, and steps the test
-takes: the peer sends, pauses, resumes, sends EOF; the transport writes,
-closes, aborts, pauses.
+hand them to the loop to release with a handle or a cancelled timer),
+objects with such a __del__ released with the protocol and with the
+connection's context, and steps the test takes: the peer sends, pauses,
+resumes, sends EOF; the transport writes, closes, aborts, pauses.
 
 Each plan runs on both loops (fault_run.py). On each, every write
-accepted before close() arrives at the peer in order, connection_lost
-runs once per transport, the loop still runs callbacks and carries a new
-connection, nothing hangs, and no fd is left open. And cxxloop's outcome
-(callbacks, reports, interrupts, what each write did and what arrived)
-is asyncio's.
+accepted while the transport was open arrives at the peer unchanged and
+in order unless an abort allows a loss, connection_lost runs once per
+transport, the loop still runs callbacks and carries a new connection,
+nothing hangs, and no fd is left open. And cxxloop's outcome (callbacks,
+reports, interrupts, what each write did and what arrived) is asyncio's,
+except where asyncio_defects() or comparable() name a difference.
+
+The default run is short and the same every time (it is part of make
+test). CXXLOOP_FUZZ_EXAMPLES=N runs N plans; CXXLOOP_FUZZ_SEED=S draws
+them from seed S instead.
 """
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from fault_plan import REENTRY, TRANSPORT_ACTIONS
 from fault_run import Run
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 from parity import LOOPS
 
@@ -35,6 +43,8 @@ BUFFERED_CALLBACKS = ["connection_made", "get_buffer", "buffer_updated", "eof_re
                       "resume_writing", "connection_lost"]
 DATAGRAM_CALLBACKS = ["connection_made", "datagram_received", "error_received", "pause_writing", "resume_writing",
                       "connection_lost"]
+SUBPROCESS_CALLBACKS = ["connection_made", "pipe_data_received", "pipe_connection_lost", "process_exited",
+                        "pause_writing", "resume_writing", "connection_lost"]
 MAX_DATAGRAM = 65507
 STREAM_KINDS = ["tcp", "tcp_server", "unix", "tls", "tls_server"]
 
@@ -47,7 +57,7 @@ action = st.one_of(
     reentry.map("hand_cancelled:{}".format),
     st.just("hand_write"),
 )
-raising = st.sampled_from(["raise:Exception", "raise:KeyboardInterrupt", "raise:SystemExit"])
+raising = st.sampled_from(["raise:Exception", "raise:KeyboardInterrupt", "raise:SystemExit", "raise:Custom"])
 
 
 def faults(callbacks):
@@ -67,9 +77,10 @@ step = st.one_of(
 
 @st.composite
 def plans(draw):
-    kind = draw(st.sampled_from([*STREAM_KINDS, "pipe", "datagram"]))
+    kind = draw(st.sampled_from([*STREAM_KINDS, "pipe", "subprocess", "datagram"]))
     buffered = kind in STREAM_KINDS and draw(st.booleans())
-    callbacks = {"datagram": DATAGRAM_CALLBACKS}.get(kind, BUFFERED_CALLBACKS if buffered else STREAM_CALLBACKS)
+    callbacks = {"datagram": DATAGRAM_CALLBACKS, "subprocess": SUBPROCESS_CALLBACKS}.get(
+        kind, BUFFERED_CALLBACKS if buffered else STREAM_CALLBACKS)
     return {
         "kind": kind,
         "buffered": buffered,
@@ -88,7 +99,7 @@ def run_on(name, plan, tls_contexts):
     return Run(LOOPS[name], plan, tls_contexts).run(plan["steps"])
 
 
-def check_invariants(outcome):
+def check_invariants(plan, outcome):
     """What must hold on a loop whatever the plan did."""
     problems = []
     events = outcome["events"]
@@ -104,7 +115,7 @@ def check_invariants(outcome):
         problems.append(f"{outcome['leaked_fds']} fds left open")
     if outcome["unexplained_bytes"]:
         problems.append("bytes arrived that no write explains, or out of order")
-    problems += lost_writes(outcome)
+    problems += lost_writes(outcome, plan["kind"] in TLS_KINDS)
     problems += unrun_reentries(outcome["notes"])
     return problems
 
@@ -121,15 +132,21 @@ def unrun_reentries(notes):
     return problems
 
 
-def lost_writes(outcome):
+def lost_writes(outcome, tls):
     """Writes that returned while the transport was open and did not
     arrive, where nothing (an abort, a fatal error) allows a loss."""
     writes = outcome["writes"]
     may_lose = outcome["may_lose"] or any(r[0].startswith("Fatal") for r in outcome["reports"])
     problems = []
-    for index, (source, size, result, closing, buffered, status) in enumerate(writes):
+    for index, (source, size, result, closing, buffered, status, after_peer_eof) in enumerate(writes):
         if size > MAX_DATAGRAM and outcome["datagram"]:
             continue  # too large to send: error_received
+        if tls and after_peer_eof:
+            # Once the TLS layer has the peer's EOF it sends nothing more,
+            # while is_closing() is still False: sslproto drops such writes
+            # (its FLUSHING state, a warning after five), and so does
+            # cxxloop's TLS transport, which has its state machine.
+            continue
         if result == "ok" and closing is False and status != "arrived":
             later_arrived = any(w[5] == "arrived" for w in writes[index + 1:])
             if later_arrived or not may_lose:
@@ -141,7 +158,6 @@ TLS_KINDS = ("tls", "tls_server")
 RELEASED_WITH = ("protocol:", "context:")
 READ_CALLBACKS = ("data_received", "get_buffer", "buffer_updated", "eof_received")
 BASE_EXCEPTIONS = (("raise:KeyboardInterrupt",), ("raise:SystemExit",))
-FLOW_CONTROL = ("pause_writing", "resume_writing")
 
 
 def comparable(plan, outcome):
@@ -153,25 +169,30 @@ def comparable(plan, outcome):
     - An Exception out of a read pipe's data_received(): cxxloop closes
       the pipe, asyncio reads on (test_an_exception_in_a_read_pipes_data_received).
     - A BaseException out of a TLS protocol's read callback (below).
-    - TLS flow control: cxxloop's get_write_buffer_size() counts what the
-      socket has not taken and pauses the protocol on it; asyncio's counts
-      only the TLS layer's backlog (test_tls_write_buffer_size)."""
+    - The order of a subprocess's exit and its stdout's EOF (below)."""
     if plan["kind"] == "pipe" and any(f[0] == "data_received" and f[2][-1:] == ("raise:Exception",)
                                       for f in plan["faults"]):
         return None  # test_an_exception_in_a_read_pipes_data_received
     outcome = dict(outcome)
     outcome["notes"] = [n for n in outcome["notes"] if not n.startswith(RELEASED_WITH)]
+    if plan["kind"] == "subprocess":
+        # The child runs at its own pace: how its output is cut into
+        # pipe_data_received calls, where the stdin pipe's flow control
+        # falls among them (and so in which step an interrupt from one of
+        # them comes), and whether its exit (a pidfd, or a watcher thread)
+        # comes before the EOF on its stdout, differ from run to run, on
+        # either loop. Which of them ran, and what arrived, are compared.
+        timed = ("pipe_data_received", "pause_writing", "resume_writing", "process_exited")
+        outcome["timed"] = sorted({e[1] for e in outcome["events"] if e[1] in timed})
+        outcome["events"] = [e for e in outcome["events"] if e[1] not in timed]
+        outcome["interrupts"] = sorted(kind for _, kind in outcome["interrupts"])
     if plan["kind"] in TLS_KINDS:
-        if any(fault[0] in FLOW_CONTROL for fault in plan["faults"]):
-            return None
         if any(fault[0] in READ_CALLBACKS and fault[2][-1:] in BASE_EXCEPTIONS for fault in plan["faults"]):
             # asyncio's sslproto leaves what it decrypted in the SSL object
             # when a BaseException leaves the app protocol's read callback,
             # until more arrives from the socket (it may never): not an
             # outcome to match. cxxloop's is checked by check_invariants.
             return None
-        outcome["events"] = [e for e in outcome["events"] if e[1] not in FLOW_CONTROL]
-        outcome["writes"] = [w[:4] + w[5:] for w in outcome["writes"]]
     return outcome
 
 
@@ -179,6 +200,17 @@ def asyncio_defects(plan, outcome):
     """Faults of asyncio's own that a run on its loop showed, which
     cxxloop does not share; the runs are then not compared."""
     defects = []
+    if plan["kind"] in TLS_KINDS and "set-up" in outcome["timeouts"]:
+        # A BaseException out of connection_made() skips sslproto's
+        # _wakeup_waiter: create_connection() and create_server()'s
+        # handshake never return. cxxloop's TLS transport sets the waiter
+        # before the loop unwinds (test_tls_connection_made_interrupted).
+        defects.append("the TLS waiter is never set")
+    if ("Exception in", "AssertionError") in outcome["reports"]:
+        # A BaseException out of resume_writing() inside _write_ready
+        # skips its remove_writer(): the writer then runs with nothing
+        # queued, asserting each time, until the transport closes.
+        defects.append("the writer left registered with nothing to write")
     if ("Exception in", "AttributeError") in outcome["reports"]:
         # _call_connection_lost run twice, the second time on a protocol
         # set to None: asyncio's write pipe after close() then abort(), its
@@ -198,12 +230,18 @@ def compare(plan, tls_contexts):
     return {name: run_on(name, plan, tls_contexts) for name in LOOPS}
 
 
-@settings(max_examples=150, deadline=None, derandomize=True, database=None,
+EXAMPLES = int(os.environ.get("CXXLOOP_FUZZ_EXAMPLES", "120"))
+SEED = os.environ.get("CXXLOOP_FUZZ_SEED")
+seeded = seed(int(SEED)) if SEED is not None else (lambda test: test)
+
+
+@seeded
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=SEED is None, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-@given(plans())
+@given(plan=plans())
 def test_protocol_faults_on_both_loops(plan, contexts):
     results = compare(plan, contexts)
-    problems = check_invariants(results["cxxloop"])
+    problems = check_invariants(plan, results["cxxloop"])
     assert not problems, (problems, results)
     if not asyncio_defects(plan, results["asyncio"]):
         expected, got = comparable(plan, results["asyncio"]), comparable(plan, results["cxxloop"])
