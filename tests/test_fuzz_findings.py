@@ -11,7 +11,6 @@ import contextvars
 import gc
 import os
 import socket
-import ssl
 import weakref
 
 import pytest
@@ -139,60 +138,3 @@ def test_a_read_pipe_has_no_abort():
         return has_abort
 
     assert on_both(main) == {"asyncio": False, "cxxloop": False}
-
-
-async def _tls_client_with_a_silent_peer(server_ctx, client_ctx):
-    """A TLS client transport whose peer finished the handshake and then
-    reads nothing; the client's socket has a 16 KiB send buffer."""
-    loop = asyncio.get_running_loop()
-    listener = socket.create_server(("127.0.0.1", 0))
-    client = socket.create_connection(listener.getsockname())
-    client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
-    client.setblocking(False)
-    raw, _ = listener.accept()
-    listener.close()
-    raw.setblocking(False)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    peer = server_ctx.wrap_bio(incoming, outgoing, server_side=True)
-    events = []
-
-    class Recorder(asyncio.Protocol):
-        def pause_writing(self):
-            events.append("pause")
-
-        def resume_writing(self):
-            events.append("resume")
-
-    task = asyncio.ensure_future(loop.create_connection(Recorder, sock=client, ssl=client_ctx,
-                                                        server_hostname="localhost"))
-    while not task.done():
-        await asyncio.sleep(0.002)
-        try:
-            incoming.write(raw.recv(65536))
-        except BlockingIOError:
-            pass
-        try:
-            peer.do_handshake()
-        except ssl.SSLWantReadError:
-            pass
-        raw.sendall(outgoing.read())
-    transport, _ = task.result()
-    return transport, raw, events
-
-
-@pytest.mark.xfail(strict=True, reason="cxxloop's TLS get_write_buffer_size() counts what the socket has not "
-                   "taken, and pauses the protocol on it; asyncio's counts only the TLS layer's backlog, 0 once "
-                   "the socket transport underneath holds the records")
-def test_tls_write_buffer_size(contexts):
-    async def main():
-        transport, raw, events = await _tls_client_with_a_silent_peer(*contexts)
-        transport.write(b"x" * 100_000)  # more than the socket takes
-        await asyncio.sleep(0.01)
-        size = transport.get_write_buffer_size()
-        transport.abort()
-        raw.close()
-        await asyncio.sleep(0)
-        return size, events
-
-    results = on_both(main)
-    assert results["cxxloop"] == results["asyncio"]
