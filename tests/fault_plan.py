@@ -12,6 +12,7 @@ and on cxxloop can be compared.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import Counter
 from dataclasses import dataclass
 
@@ -24,8 +25,8 @@ RAISES = {"Exception": ZeroDivisionError, "KeyboardInterrupt": KeyboardInterrupt
           "Custom": Custom}
 # Transport methods an action may call (on the transport of the callback's protocol).
 TRANSPORT_ACTIONS = ("close", "abort", "pause_reading", "resume_reading", "write_eof")
-# What a re-entrant __del__ does: schedule a callback, a timer, write, close.
-REENTRY = ("soon", "later", "write", "close")
+# What a re-entrant __del__ does: schedule a callback, a timer, a task, write, close.
+REENTRY = ("soon", "later", "task", "write", "close")
 # How long a fault fires when it fires every time: enough to cover every
 # chunk a run sends, few enough that a callback the loop retries forever
 # (a BaseException before the read) does not interrupt it for ever.
@@ -152,6 +153,11 @@ class Record:
                 loop.call_soon(_nothing, Reentrant(self, arg, name))
             elif kind == "hand_cancelled":  # released when the loop lets the timer go
                 loop.call_later(3600, _nothing, Reentrant(self, arg, name)).cancel()
+            elif kind == "hand_context":  # released with the context of a handle, after it runs
+                # No local holds it: an exception raised next keeps this
+                # frame alive, in asyncio until the GC breaks Handle._run's
+                # cycle through the exception it reported.
+                loop.call_soon(_nothing, context=_holding(Reentrant(self, arg, name)))
             elif kind == "hand_write":  # released once the transport has sent it
                 self.write(f"{name} (bytes with __del__)", 2000, DelBytes)
             else:
@@ -160,6 +166,19 @@ class Record:
 
 def _nothing(*args):
     pass
+
+
+_held = contextvars.ContextVar("fault_plan_held")
+
+
+def _holding(value) -> contextvars.Context:
+    context = contextvars.Context()
+    context.run(_held.set, value)
+    return context
+
+
+async def _note(record, what):
+    record.note(what)
 
 
 class Reentrant:
@@ -191,6 +210,8 @@ def reenter(record: Record, kind: str, origin: str) -> None:
             loop.call_soon(record.note, f"{origin}: soon ran")
         elif kind == "later":
             loop.call_later(0, record.note, f"{origin}: later ran")
+        elif kind == "task":
+            loop.create_task(_note(record, f"{origin}: task ran"))
         elif kind == "write":
             record.write(f"{origin}: __del__", 32)
         elif kind == "close" and record.writer is not None:

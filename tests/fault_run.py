@@ -44,6 +44,7 @@ class Run:
         self.report_count = 0
         self.interrupts: list[tuple] = []
         self.timeouts: list[str] = []
+        self.peer_sent = bytearray()  # what the peer sent, in order
         self.phase = "start"
         self.loop.set_exception_handler(self._report)
         self.world = WORLDS[plan["kind"]](self.loop, self.record, tls_contexts, plan["buffered"], plan["keepsake"])
@@ -150,7 +151,10 @@ class Run:
         record, peer = self.record, self.world.peer
         name = op[0]
         if name == "peer_send":
-            peer.send(b"[p%d]" % index + b"." * op[1])
+            data = b"[p%d]" % index + b"." * op[1]
+            if not record.peer_ended:  # after its EOF, the peer sends nothing
+                self.peer_sent += data
+            peer.send(data)
         elif name == "write":
             record.write(f"step {index}", op[1])
         elif name == "writelines":
@@ -281,6 +285,9 @@ class Run:
             "may_lose": record.aborted or (record.datagram and peer is not None and peer.gone),
             "datagram": record.datagram,
             "received": hashlib.sha1(bytes(record.received)).hexdigest()[:12],
+            # What the protocol received of what the peer sent: all of it,
+            # the start of it (the transport stopped reading), or not even that.
+            "peer_data": reception(bytes(record.received), bytes(self.peer_sent)),
             "notes": sorted(record.notes),
             "usable": usable,
             "leaked_fds": leaked_fds,
@@ -309,6 +316,12 @@ async def _echo_check(a, b):
     transport.close()
     await asyncio.sleep(0)
     return data == b"ping" and reply == b"pong"
+
+
+def reception(received: bytes, sent: bytes) -> str:
+    if received == sent:
+        return "all"
+    return "start" if sent.startswith(received) else "changed"
 
 
 def delivery(writes, arrived, datagram):

@@ -34,6 +34,10 @@ class SocketPeer:
 
     def __init__(self, sock):
         sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            # Nagle would hold a small send back until the transport's
+            # delayed ACK (40 ms), longer than the test waits for a quiet loop.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         self.sock = sock
         self.received = bytearray()
         self.outgoing = bytearray()
