@@ -257,7 +257,7 @@ def compare(plan, tls_contexts):
     return {name: run_on(name, plan, tls_contexts) for name in LOOPS}
 
 
-EXAMPLES = int(os.environ.get("CXXLOOP_FUZZ_EXAMPLES", "120"))
+EXAMPLES = int(os.environ.get("CXXLOOP_FUZZ_EXAMPLES", "100"))
 SEED = os.environ.get("CXXLOOP_FUZZ_SEED")
 seeded = seed(int(SEED)) if SEED is not None else (lambda test: test)
 
