@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from fault_plan import REENTRY, TRANSPORT_ACTIONS
 from fault_run import Run
 from hypothesis import HealthCheck, given, seed, settings
