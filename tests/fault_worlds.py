@@ -1,8 +1,8 @@
 """The connections test_fuzz_protocol_faults.py runs its plans over, each
 with a far end (the peer) that the test drives by hand, outside any loop:
 TCP client and server transports, a Unix socketpair, TLS (client and
-server side), a read and a write pipe, and a connected UDP endpoint.
-Tests import it as a sibling module.
+server side), a read and a write pipe, a subprocess (`cat`) and a
+connected UDP endpoint. Tests import it as a sibling module.
 
 The transport's socket has a small send buffer, so that a large write
 queues and pauses the writer. (The peer's receive buffer is left to the
