@@ -331,9 +331,10 @@ int TlsTransport::on_events(uint32_t events) {
             // Nothing new; but a retry after a BaseException unwound the
             // loop goes on with what the SSL already holds, unless that
             // ended in the close_notify eof_received was called for (the
-            // SSL may still count the alert as pending).
+            // SSL may still count the alert as pending), and with a
+            // shutdown that one interrupted.
             bool held = !drained() && app_state != AppState::eof;
-            if ((held || close_notify_unhandled) && after_feed() < 0) return -1;
+            if ((held || close_notify_unhandled || flush_interrupted) && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
             note_read(core_loop()->s.stats, n);
@@ -899,7 +900,20 @@ int TlsTransport::check_shutdown_timeout() {
 
 // sslproto's _do_flush.
 int TlsTransport::do_flush() {
-    if (do_read() < 0) return -1;
+    if (do_read() < 0) {
+        if (must_propagate()) {
+            // A BaseException out of the protocol's last reads (close()
+            // calls them) leaves the shutdown half done; it goes on when
+            // the loop runs again. sslproto stays flushing until its
+            // shutdown timeout aborts the connection.
+            flush_interrupted = true;
+            Ref exc = Ref::steal(PyErr_GetRaisedException());
+            if (schedule(kReadable) < 0) PyErr_WriteUnraisable(object());
+            PyErr_SetRaisedException(exc.release());
+        }
+        return -1;
+    }
+    flush_interrupted = false;
     tls_state = State::shutting_down;
     return do_shutdown();
 }
