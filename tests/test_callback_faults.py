@@ -387,3 +387,58 @@ def test_tls_connection_made_interrupted(contexts):
     with asyncio_leaks_dropped():
         results = {name: run(factory) for name, factory in LOOPS.items()}
     assert results == {"asyncio": "create_connection() waits for ever", "cxxloop": b"echo"}
+
+
+def test_tls_close_interrupted_by_get_buffer(contexts):
+    # close() reads what the SSL still holds before its close_notify, and a
+    # KeyboardInterrupt out of the protocol's get_buffer() there unwinds
+    # out of close(). asyncio's sslproto then stays half shut until its
+    # ssl_shutdown_timeout aborts the connection; cxxloop's TLS transport
+    # goes on with the shutdown when the loop runs again.
+    server_context, client_context = contexts
+
+    class InterruptsClose(asyncio.BufferedProtocol):
+        closing = False
+
+        def connection_made(self, transport):
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def get_buffer(self, sizehint):
+            if self.closing:
+                self.closing = False
+                raise KeyboardInterrupt("get_buffer")
+            return bytearray(1024)
+
+        def buffer_updated(self, nbytes):
+            pass
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    def run(factory):
+        loop = factory()
+        try:
+            server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", 0, ssl=server_context))
+            port = server.sockets[0].getsockname()[1]
+            transport, protocol = loop.run_until_complete(
+                loop.create_connection(InterruptsClose, "127.0.0.1", port, ssl=client_context,
+                                       server_hostname="localhost"))
+            protocol.closing = True
+            with pytest.raises(KeyboardInterrupt):
+                transport.close()
+            try:
+                loop.run_until_complete(asyncio.wait_for(asyncio.shield(protocol.lost), 1))
+                outcome = "connection_lost"
+            except asyncio.TimeoutError:
+                outcome = "still shutting down"
+                transport.abort()
+                loop.run_until_complete(protocol.lost)
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            return outcome
+        finally:
+            loop.close()
+
+    with asyncio_leaks_dropped():
+        results = {name: run(factory) for name, factory in LOOPS.items()}
+    assert results == {"asyncio": "still shutting down", "cxxloop": "connection_lost"}

@@ -231,6 +231,12 @@ def asyncio_defects(plan, outcome):
         # handshake never return. cxxloop's TLS transport sets the waiter
         # before the loop unwinds (test_tls_connection_made_interrupted).
         defects.append("the TLS waiter is never set")
+    if plan["kind"] in TLS_KINDS and "connection_lost after close()" in outcome["timeouts"]:
+        # A BaseException out of the read callbacks that close() calls
+        # leaves sslproto flushing until its ssl_shutdown_timeout (30 s).
+        # cxxloop's TLS transport goes on with the shutdown
+        # (test_tls_close_interrupted_by_get_buffer).
+        defects.append("the TLS shutdown stops half done")
     if plan["kind"] in TLS_KINDS and plan["buffered"] and outcome["peer_data"] == "changed":
         # sslproto reads the records after the first into buf[offset:],
         # which for a bytearray from get_buffer() is a copy: the protocol's
