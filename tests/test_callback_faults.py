@@ -13,6 +13,7 @@ import os
 import socket
 
 import pytest
+
 from parity import LOOPS, agree, asyncio_leaks_dropped
 
 
@@ -170,7 +171,7 @@ def test_a_factory_without_connection_made_leaves_the_server_serving(factory_res
             writer.write(b"ping")
             try:
                 replies.append(await asyncio.wait_for(reader.read(4), 1))
-            except (ConnectionError, asyncio.TimeoutError) as exc:
+            except (TimeoutError, ConnectionError) as exc:
                 replies.append(type(exc).__name__)
             writer.close()
             try:

@@ -21,6 +21,7 @@ import time
 import warnings
 
 import pytest
+
 from parity import LOOPS, on_both
 
 

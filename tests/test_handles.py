@@ -108,8 +108,9 @@ def test_reference_cycle_through_handle_is_collected(loop):
     class Holder:
         pass
 
+    # The handle holds the holder as its argument; the holder holds the handle.
     holder = Holder()
-    holder.handle = loop.call_later(1000, lambda: holder)
+    holder.handle = loop.call_later(1000, id, holder)
     ref = weakref.ref(holder)
     holder.handle.cancel()
     del holder

@@ -15,6 +15,7 @@ import threading
 from unittest import mock
 
 import pytest
+
 from parity import LOOPS, agree
 
 

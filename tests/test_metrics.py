@@ -10,10 +10,10 @@ import socket
 import sys
 
 import pytest
-from optional import require
 
 import cxxloop
 from cxxloop import metrics
+from optional import require
 
 
 def noop() -> None:

@@ -13,9 +13,9 @@ import socket
 import tempfile
 
 import pytest
-from parity import LifecycleRecorder, agree, open_fds
 
 import cxxloop
+from parity import LifecycleRecorder, agree, open_fds
 
 
 class Recorder(LifecycleRecorder, asyncio.Protocol):

@@ -13,6 +13,7 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
 from optional import require
 
 APPS = Path(__file__).resolve().parent / "apps"

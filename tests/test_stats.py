@@ -5,6 +5,7 @@ set_stats / reset do what they say."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import socket
@@ -319,7 +320,7 @@ def test_a_keyboard_interrupt_leaves_the_counters_consistent(loop):
 
 def test_histogram_helpers():
     bounds = Histogram.bounds
-    assert bounds[0] == 1e-6 and all(b2 == 2 * b1 for b1, b2 in zip(bounds, bounds[1:]))
+    assert bounds[0] == 1e-6 and all(b2 == 2 * b1 for b1, b2 in itertools.pairwise(bounds))
     counts = [0] * (len(bounds) + 1)
     counts[0], counts[3], counts[-1] = 2, 1, 1
     h = Histogram(tuple(counts), 100.0)

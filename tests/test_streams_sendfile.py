@@ -14,7 +14,6 @@ import struct
 import pytest
 
 import cxxloop
-
 from test_streams_transport import Recorder, payload, run, wait_until
 
 FILE_SIZE = 4 * 1024 * 1024
@@ -174,7 +173,7 @@ class PipeSource:
     would call and a pipe refuses."""
 
     def __init__(self, fd):
-        self._file = open(fd, "rb", buffering=0)
+        self._file = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by close()
 
     def fileno(self):
         return self._file.fileno()

@@ -14,9 +14,9 @@ import sys
 import textwrap
 
 import pytest
-from optional import require
 
 import cxxloop
+from optional import require
 
 
 def run(coro, timeout=30):

@@ -237,7 +237,7 @@ def test_closing_the_transport_under_start_tls_closes_the_connection(contexts):
         class Upgrading(asyncio.Protocol):
             def connection_made(self, transport):
                 self.transport = transport
-                asyncio.ensure_future(self.upgrade())
+                self.upgrading = asyncio.ensure_future(self.upgrade())
 
             async def upgrade(self):
                 tls = await loop.start_tls(self.transport, self, server_ctx, server_side=True)
@@ -346,7 +346,7 @@ def test_shutdown_does_not_hang_on_a_silent_peer(contexts):
 
     def silent_peer():
         conn, _ = listener.accept()
-        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+        with server_ctx.wrap_socket(conn, server_side=True):
             release.wait(30)  # never reads the close_notify
 
     peer = threading.Thread(target=silent_peer)

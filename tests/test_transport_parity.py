@@ -8,6 +8,7 @@ subclass, and loop.sendfile's parameter checks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import socket
 import tempfile
@@ -15,6 +16,7 @@ import warnings
 from unittest import mock
 
 import pytest
+
 from parity import LOOPS, agree, on_both
 
 
@@ -76,7 +78,7 @@ def test_write_after_loop_close(size):
         loop = factory()
         transport, protocol, peer = loop.run_until_complete(connected())
         loop.close()
-        result = outcome(lambda: transport.write(b"x" * size))
+        result = outcome(functools.partial(transport.write, b"x" * size))
         peer.close()
         with warnings.catch_warnings():
             # A transport its closed loop still holds warns as unclosed, on

@@ -14,7 +14,8 @@ import socket
 import sys
 from asyncio import coroutines, events
 from asyncio.log import logger
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from . import _asyncio_internals as internals
 

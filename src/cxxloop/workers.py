@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["AiohttpWorker", "UvicornWorker"]
+
+if TYPE_CHECKING:
+    # What the module's __getattr__ builds, declared for linters and type checkers.
+    AiohttpWorker: type
+    UvicornWorker: type
 
 
 def _aiohttp_worker() -> type:
