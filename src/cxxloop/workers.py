@@ -30,7 +30,7 @@ def _aiohttp_worker() -> type:
 
     from . import new_event_loop
 
-    class AiohttpWorker(GunicornWebWorker):  # type: ignore[misc]
+    class AiohttpWorker(GunicornWebWorker):
         """aiohttp's GunicornWebWorker on a cxxloop loop."""
 
         def init_process(self) -> None:
@@ -50,7 +50,7 @@ def _uvicorn_worker() -> type:
     # (uvicorn.workers is deprecated).
     from uvicorn_worker import UvicornWorker as Base
 
-    class UvicornWorker(Base):  # type: ignore[misc]
+    class UvicornWorker(Base):
         """uvicorn's gunicorn worker with cxxloop as the loop factory."""
 
         # uvicorn resolves a "module:attr" loop as a loop factory.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from .loops import CEILING
 from .loops import get as get_loop
@@ -47,7 +48,7 @@ def paired_ratio(runs: dict[str, list[dict]], loop: str, base: str) -> float | N
 
 
 def summarize(results: dict) -> dict:
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for name, workload in results["workloads"].items():
         runs = workload["runs"]
         medians, cpu, spreads = {}, {}, {}
