@@ -422,6 +422,28 @@ def test_the_ssl_object_is_an_ordinary_one_after_the_connection(contexts):
         sslobj.read(10)  # the TLS session is over
 
 
+def test_the_transport_names_its_context_as_sslproto_does(contexts):
+    """Code that reaches for the context behind a TLS transport (aiohttp's
+    connector tests do) finds the one given: asyncio keeps it as
+    transport._ssl_protocol._sslcontext, the C++ transport as _sslcontext."""
+    server_ctx, client_ctx = contexts
+
+    async def main():
+        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        port = server.sockets[0].getsockname()[1]
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
+        transport = writer.transport
+        assert type(transport) is _core.SSLTransport
+        assert transport._sslcontext is client_ctx
+        writer.close()
+        await writer.wait_closed()
+        server.close()
+        await server.wait_closed()
+
+    run(main())
+
+
 @pytest.mark.parametrize("path", ["create_connection", "start_tls"])
 def test_a_failed_certificate_leaves_no_cycle(contexts, path):
     """With the collector off, the transports of a connection whose

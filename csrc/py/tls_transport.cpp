@@ -831,6 +831,7 @@ int TlsTransport::send_unsent() {
             return write_failed();
         }
         sent = r < 0 ? 0 : size_t(r);
+        note_written(core_loop()->s.stats, r);
     }
     if (sent < unsent.size()) {
         Ref rest = Ref::steal(PyBytes_FromStringAndSize(unsent.data() + sent, Py_ssize_t(unsent.size() - sent)));

@@ -110,6 +110,15 @@ struct TlsMethods {
         return Py_NewRef(o ? o : Py_None);
     }
 
+    // sslproto keeps the context as _SSLProtocolTransport._ssl_protocol._sslcontext;
+    // code that looks for it on the transport (aiohttp does) finds it here.
+    static PyObject* get_sslcontext(PyObject* t, void*) {
+        TlsTransport* tr = of(t);
+        PyObject* v = tr->tls_extra ? PyDict_GetItemWithError(tr->tls_extra, tr->state()->s_sslcontext) : nullptr;
+        if (v) return Py_NewRef(v);
+        return PyErr_Occurred() ? nullptr : Py_NewRef(Py_None);
+    }
+
     static PyObject* repr(PyObject* t) {
         TlsTransport* tr = of(t);
         const char* state = !tr->sock ? " closed" : tr->closed ? " closing" : "";
@@ -149,6 +158,7 @@ const PyMethodDef tls_methods[] = {
 const PyGetSetDef tls_getsets[] = {
     {"_closed", TlsMethods::get_closed, nullptr, nullptr, nullptr},
     {"_ssl_object", TlsMethods::get_sslobj, nullptr, nullptr, nullptr},
+    {"_sslcontext", TlsMethods::get_sslcontext, nullptr, nullptr, nullptr},
     {nullptr, nullptr, nullptr, nullptr, nullptr},
 };
 
