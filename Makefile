@@ -15,6 +15,9 @@ ASAN_VENV ?= .venv-asan
 # (tools/sid-root builds it, tools/in-sid runs a command in it).
 SID_PYTHONS ?= python3.14 python3.15
 SID_ASAN_PYTHON ?= python3.15
+# The test builds make compiler warnings errors (CMake's CXXLOOP_WERROR);
+# WERROR=OFF builds as a user's pip install does.
+WERROR ?= ON
 
 .PHONY: bench test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
 
@@ -33,7 +36,7 @@ test-python:
 	@failed=; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv $(VENV)$$ver $$py '.[test,test-integrations]' && \
+	  CXXLOOP_WERROR=$(WERROR) tools/venv $(VENV)$$ver $$py '.[test,test-integrations]' && \
 	  $(VENV)$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || failed="$$failed $$ver"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "=== failed on CPython$$failed"; exit 1; fi
@@ -44,11 +47,11 @@ wheel:
 	tools/wheel $(PYTHON)
 
 test-cpp:
-	tests/cpp/run.sh
+	CXXLOOP_WERROR=$(WERROR) tests/cpp/run.sh
 
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
-	CXXLOOP_SANITIZE=ON tools/venv $(ASAN_VENV) $(PYTHON) '.[test,test-integrations]'
+	CXXLOOP_SANITIZE=ON CXXLOOP_WERROR=$(WERROR) tools/venv $(ASAN_VENV) $(PYTHON) '.[test,test-integrations]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
 	ldd $(ASAN_VENV)/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
@@ -60,10 +63,10 @@ test-asan:
 test-sid: test-sid-python test-sid-asan
 
 test-sid-python:
-	tools/in-sid $(MAKE) --no-print-directory test-python PYTHONS='$(SID_PYTHONS)' VENV=.venv-sid- PYTEST_ARGS='$(PYTEST_ARGS)'
+	tools/in-sid $(MAKE) --no-print-directory test-python PYTHONS='$(SID_PYTHONS)' VENV=.venv-sid- WERROR=$(WERROR) PYTEST_ARGS='$(PYTEST_ARGS)'
 
 test-sid-asan:
-	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) PYTEST_ARGS='$(PYTEST_ARGS)'
+	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) WERROR=$(WERROR) PYTEST_ARGS='$(PYTEST_ARGS)'
 
 # Other projects' suites (tests/external) on asyncio and on cxxloop, compared per
 # test: the full selection on the last Python of PYTHONS, the quick one on the others.
