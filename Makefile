@@ -1,8 +1,8 @@
 # The two entry points of the README:
 #   make bench   build cxxloop into a venv and run the benchmark
-#   make test    build and test on every CPython >= 3.11 on this machine and
-#                on 3.14 and 3.15 in a Debian sid root, plus the C++ unit
-#                tests and ASan+UBSan builds
+#   make test    lint, then build and test on every CPython >= 3.11 on this
+#                machine and on 3.14 and 3.15 in a Debian sid root, plus the
+#                C++ unit tests and ASan+UBSan builds
 SHELL := /bin/bash
 PYTHON ?= $(firstword $(shell tools/find-pythons))
 PYTHONS ?= $(shell tools/find-pythons)
@@ -19,14 +19,18 @@ SID_ASAN_PYTHON ?= python3.15
 # WERROR=OFF builds as a user's pip install does.
 WERROR ?= ON
 
-.PHONY: bench test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
+.PHONY: bench lint test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
 # wheel first: tests/test_wheel.py installs what it puts in dist/.
-test: deps test-cpp wheel test-python test-asan test-external test-sid
+test: deps lint test-cpp wheel test-python test-asan test-external test-sid
+
+# ruff over the Python files, mypy over the package (tools/lint).
+lint:
+	tools/lint $(PYTHON)
 
 deps:
 	tools/apt-deps
