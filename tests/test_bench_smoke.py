@@ -16,7 +16,7 @@ from cxxloop.bench import harness, report
 from cxxloop.bench._child import measure
 from cxxloop.bench.loops import LOOPS, available, describe, get, new_loop
 from cxxloop.bench.workloads import all_workloads
-from optional import require
+from parity import require
 
 # The loops of this run; a loop that changes only transports (aiofastnet)
 # is not run on a workload without them, such as call_soon.

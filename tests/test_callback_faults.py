@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from parity import LOOPS, agree, asyncio_leaks_dropped
+from parity import LOOPS, Echo, agree, asyncio_leaks_dropped
 
 
 class Interrupted(asyncio.Protocol):
@@ -197,14 +197,6 @@ def test_a_factory_without_connection_made_leaves_the_server_serving(factory_res
         fds = set(os.listdir("/proc/self/fd"))
         assert runner.run(main(True)) == [b"", b"ping", b"ping"]
         assert set(os.listdir("/proc/self/fd")) <= fds
-
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
 
 
 @pytest.mark.parametrize("kind", [socket.SOCK_DGRAM, socket.SOCK_SEQPACKET])

@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 
 import cxxloop
-from optional import require
+from parity import require
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ["sync_in_executor", "coroutine_from_sync", "process_pool_gather", "thread_pool_counts"]

@@ -13,7 +13,7 @@ import time
 import pytest
 
 import cxxloop
-from optional import require
+from parity import require
 
 
 def square_with_pid(x):

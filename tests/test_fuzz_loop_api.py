@@ -19,6 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import cxxloop
+from parity import open_fds
 
 ALLOWED = (TypeError, ValueError, RuntimeError, OSError)
 
@@ -291,7 +292,7 @@ class World:
 @given(st.lists(operation, max_size=25))
 def test_random_call_sequences(ops):
     gc.collect()
-    fds_before = len(os.listdir("/proc/self/fd"))
+    fds_before = len(open_fds())
     world = World()
     try:
         for op in ops:
@@ -301,4 +302,4 @@ def test_random_call_sequences(ops):
                 pass
     finally:
         world.finish()
-    assert len(os.listdir("/proc/self/fd")) == fds_before
+    assert len(open_fds()) == fds_before

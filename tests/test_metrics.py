@@ -13,11 +13,7 @@ import pytest
 
 import cxxloop
 from cxxloop import metrics
-from optional import require
-
-
-def noop() -> None:
-    pass
+from parity import noop, require
 
 
 def busy_loop() -> cxxloop.Loop:

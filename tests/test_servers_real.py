@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from optional import require
+from parity import require
 
 APPS = Path(__file__).resolve().parent / "apps"
 

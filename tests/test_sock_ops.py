@@ -12,6 +12,7 @@ import ssl
 import pytest
 
 import cxxloop
+from parity import nonblocking_pair
 
 LOOPS = {"asyncio": asyncio.SelectorEventLoop, "cxxloop": cxxloop.new_event_loop}
 
@@ -23,13 +24,6 @@ def run(request):
             return runner.run(asyncio.wait_for(main(), 30))
 
     return run
-
-
-def nonblocking_pair(kind=socket.SOCK_STREAM):
-    a, b = socket.socketpair(socket.AF_UNIX, kind)
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
 
 
 def udp_pair():

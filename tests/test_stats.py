@@ -16,15 +16,7 @@ import pytest
 
 import cxxloop
 from cxxloop import Histogram, LoopStats
-
-
-def noop(*args: object) -> None:
-    pass
-
-
-def run_until_stopped(loop: asyncio.AbstractEventLoop, delay: float = 0.05) -> None:
-    loop.call_later(delay, loop.stop)
-    loop.run_forever()
+from parity import noop, run_until_stopped
 
 
 def test_callbacks_and_timers_are_counted_exactly(loop):

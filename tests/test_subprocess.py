@@ -16,16 +16,14 @@ import time
 import pytest
 
 import cxxloop
+import parity
+from parity import open_fds
 
 PY = sys.executable
 
 
 def run(coro):
-    return cxxloop.run(asyncio.wait_for(coro, 60))
-
-
-def open_fds():
-    return set(os.listdir("/proc/self/fd"))
+    return parity.run(coro, timeout=60)
 
 
 def test_exit_is_watched_by_a_pidfd_without_threads():

@@ -23,7 +23,6 @@ import contextvars
 import functools
 import gc
 import logging
-import random
 import socket
 import ssl
 import struct
@@ -32,7 +31,7 @@ import weakref
 
 import pytest
 
-from parity import LOOPS, agree, asyncio_leaks_dropped, on_both, tls_contexts
+from parity import LOOPS, agree, asyncio_leaks_dropped, on_both, payload, tls_contexts
 
 # ---------------------------------------------------------------------------
 # What is recorded
@@ -140,10 +139,6 @@ class BufferedRecorder(asyncio.BufferedProtocol, Recorder):
     def buffer_updated(self, nbytes):
         self.largest = max(self.largest, nbytes)
         self._got(self.buf[:nbytes])
-
-
-def payload(size):
-    return random.Random(size).randbytes(size)
 
 
 # ---------------------------------------------------------------------------

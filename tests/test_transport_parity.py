@@ -17,7 +17,7 @@ from unittest import mock
 
 import pytest
 
-from parity import LOOPS, agree, on_both
+from parity import LOOPS, agree, on_both, outcome
 
 
 class Keeper(asyncio.Protocol):
@@ -61,13 +61,6 @@ def drain(peer, seconds=0.5):
     except TimeoutError:
         pass
     return bytes(got)
-
-
-def outcome(call):
-    try:
-        return ("returned", call())
-    except Exception as exc:  # the point is to compare what each raises
-        return (type(exc).__name__, str(exc))
 
 
 @pytest.mark.parametrize("size", [10, 4 * 1024 * 1024])

@@ -5,7 +5,7 @@ import importlib
 import pytest
 
 import cxxloop.workers
-from optional import require
+from parity import require
 
 
 @pytest.mark.parametrize(
