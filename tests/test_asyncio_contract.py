@@ -177,7 +177,7 @@ def test_every_private_name_used_exists(owner, name):
 
 
 def test_ssl_objects_have_the_attributes_the_tls_transport_reads():
-    sslobj = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO())
+    sslobj = ssl.create_default_context().wrap_bio(ssl.MemoryBIO(), ssl.MemoryBIO(), server_hostname="localhost")
     for name in internals.SSL_OBJECT_ATTRIBUTES:
         assert hasattr(sslobj, name), f"ssl.SSLObject has no {name!r} any more"
     assert type(sslobj._sslobj) is internals.SSLSocketType

@@ -14,7 +14,7 @@ import socket
 
 import pytest
 
-from parity import LOOPS, Echo, agree, asyncio_leaks_dropped
+from parity import LOOPS, Echo, agree, asyncio_leaks_dropped, on_both
 
 
 class Interrupted(asyncio.Protocol):
@@ -136,15 +136,23 @@ def test_a_failing_writelines_leaves_later_writes_flowing(bad):
         transport.write(b"after")
         await asyncio.sleep(0.05)
         peer.setblocking(False)
-        got = peer.recv(100)
-        transport.close()
+        try:
+            got = peer.recv(100)
+        except BlockingIOError:
+            got = b""
+        transport.abort()
         await asyncio.sleep(0.01)
         peer.close()
         listener.close()
         return type(caught.value).__name__, str(caught.value), got
 
-    kind, message, got = agree(main)
-    assert got == b"after"
+    results = on_both(main)
+    assert results["cxxloop"][:2] == results["asyncio"][:2], results
+    assert results["cxxloop"][2] == b"after"
+    # Not compared with asyncio's: its writelines takes the items one by one
+    # from 3.15 (to drop empty ones), and what it took before the failure
+    # stays queued with no writer registered, so every later write waits
+    # behind it.
 
 
 class NotAProtocol:

@@ -229,8 +229,8 @@ def test_ten_thousand_concurrent_connections_no_fd_leak():
             server = await loop.create_server(Counting, "127.0.0.1", 0, backlog=4096)
             port = server.sockets[0].getsockname()[1]
             # The clients run in a child process: 2 x 10,000 fds would not
-            # fit one process's limit. Subprocess transports are another
-            # issue's, so the child is waited for in a thread.
+            # fit one process's limit. The child is waited for in a thread,
+            # so this test does not depend on the loop's subprocesses.
             child = subprocess.Popen([sys.executable, "-c", CLIENTS, str(port), str(n)], stdout=subprocess.PIPE)
             out, _ = await loop.run_in_executor(None, child.communicate)
             assert child.returncode == 0

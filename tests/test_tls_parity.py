@@ -1247,7 +1247,7 @@ def test_garbage_instead_of_a_hello(contexts, side):
             await loop.sock_sendall(s, b"HTTP/1.1 400 Bad Request\r\n\r\n")
         else:
             connecting = loop.connect_accepted_socket(Recorder, s, ssl=contexts[0])
-            peer = HandPeer(c, contexts[1], False)
+            peer = HandPeer(c, contexts[1], False, hostname="localhost")
             await loop.sock_sendall(c, b"GET / HTTP/1.1\r\nHost: localhost\r\n\r\n")
         result = await attempt(connecting)
         wire = await peer.wire_until_eof()

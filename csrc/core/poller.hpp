@@ -1,6 +1,6 @@
 // The I/O readiness interface the loop is written against.
 //
-// Only epoll exists today; kqueue or io_uring pollers implement the same
+// epoll is the one poller; a kqueue or io_uring poller would implement the same
 // four operations so the loop never changes when one is added.
 #pragma once
 

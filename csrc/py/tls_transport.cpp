@@ -318,8 +318,11 @@ int TlsTransport::on_events(uint32_t events) {
                 return fatal_error(read_error_message());
             }
             // Nothing new; but a retry after a BaseException unwound the
-            // loop goes on with what the SSL already holds.
-            if ((!drained() || close_notify_unhandled) && after_feed() < 0) return -1;
+            // loop goes on with what the SSL already holds, unless that
+            // ended in the close_notify eof_received was called for (the
+            // SSL may still count the alert as pending).
+            bool held = !drained() && app_state != AppState::eof;
+            if ((held || close_notify_unhandled) && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
             note_read(core_loop()->s.stats, n);
@@ -562,7 +565,7 @@ int TlsTransport::read_into_buffer() {
     if (full) {
         // The buffer is full: more may wait in the SSL for the next read.
         Ref again = Ref::steal(PyObject_GetAttrString(object(), "_tls_do_read"));
-        if (!again || call_soon(again.get(), {}) < 0) return -1;
+        if (!again || call_soon_current(again.get(), {}) < 0) return -1;
     }
     if (offset > 0) {
         Ref nbytes = Ref::steal(PyLong_FromSize_t(offset));
@@ -674,7 +677,7 @@ int TlsTransport::app_resume_reading() {
     if (!app_reading_paused) return 0;
     app_reading_paused = false;
     Ref resume = Ref::steal(PyObject_GetAttrString(object(), "_tls_resume_reading"));
-    return resume ? call_soon(resume.get(), {}) : -1;
+    return resume ? call_soon_current(resume.get(), {}) : -1;
 }
 
 // The callback app_resume_reading schedules.
@@ -927,7 +930,7 @@ int TlsTransport::shutdown_complete(PyObject* exc) {
         cancel_timer(&shutdown_timer);
     }
     Ref close_socket = Ref::steal(PyObject_GetAttrString(object(), "_tls_close_socket"));
-    return close_socket ? call_soon(close_socket.get(), {}) : -1;
+    return close_socket ? call_soon_current(close_socket.get(), {}) : -1;
 }
 
 // sslproto's _abort.
@@ -966,7 +969,7 @@ int TlsTransport::protocol_connection_lost(PyObject* exc) {
     if (tls_state != State::handshaking && (app_state == AppState::connected || app_state == AppState::eof)) {
         app_state = AppState::lost;
         Ref lost = Ref::steal(PyObject_GetAttr(protocol, state()->s_connection_lost));
-        rc = lost ? call_soon(lost.get(), {exc}) : -1;
+        rc = lost ? call_soon_current(lost.get(), {exc}) : -1;
     }
     tls_state = State::unwrapped;
     if (rc == 0) rc = wake_waiter(exc == Py_None ? nullptr : exc);

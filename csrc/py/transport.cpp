@@ -214,14 +214,27 @@ int Transport::dispatch() {
     return rc;
 }
 
-int Transport::call_soon(PyObject* callback, std::initializer_list<PyObject*> args) {
-    CoreLoop* core = core_loop();
+namespace {
+
+// In `context`, or in a copy of the current one if it is null.
+int call_soon_in(Transport& t, PyObject* context, PyObject* callback, std::initializer_list<PyObject*> args) {
+    CoreLoop* core = t.core_loop();
     // Raises if the loop is closed, as asyncio's transports do when used
     // after loop.close().
     if (check_closed(core) < 0) return -1;
-    Ref h = Ref::steal(soon_handle_new(core, state()->handle_type, callback, std::data(args), Py_ssize_t(args.size()),
-                                       schedule_in_context ? context : nullptr));
+    Ref h = Ref::steal(soon_handle_new(core, t.state()->handle_type, callback, std::data(args), Py_ssize_t(args.size()),
+                                       context));
     return h ? push_ready(core, h.get()) : -1;
+}
+
+}  // namespace
+
+int Transport::call_soon(PyObject* callback, std::initializer_list<PyObject*> args) {
+    return call_soon_in(*this, schedule_in_context ? context : nullptr, callback, args);
+}
+
+int Transport::call_soon_current(PyObject* callback, std::initializer_list<PyObject*> args) {
+    return call_soon_in(*this, nullptr, callback, args);
 }
 
 int Transport::schedule_connection_lost(PyObject* exc) {

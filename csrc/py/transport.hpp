@@ -127,9 +127,12 @@ public:
     // Runs protocol.connection_lost(exc) and lets go of the socket.
     int connection_lost(PyObject* exc);
     int schedule_connection_lost(PyObject* exc);
-    // loop.call_soon(callback, *args) in the context asyncio would use:
-    // the transport's own if it was given one, else the current one.
+    // loop.call_soon(callback, *args) in the context asyncio's socket
+    // transport would use: its own if it was given one, else the current one.
     int call_soon(PyObject* callback, std::initializer_list<PyObject*> args);
+    // loop.call_soon(callback, *args) as a protocol calls it (sslproto's
+    // SSLProtocol does): in a copy of the current context.
+    int call_soon_current(PyObject* callback, std::initializer_list<PyObject*> args);
 
     // The protocol's callbacks, with asyncio's reaction to a failure: a
     // fatal error with `message`. -1 only when the loop must unwind.

@@ -65,7 +65,8 @@ def ssl_message_callback(sslcontext: Any) -> Any:
 # start_tls on the server side hands what a StreamReaderProtocol's reader
 # holds unread on to the TLS object (the start of the client's handshake):
 # asyncio's does from the releases whose start_tls reads that buffer.
-START_TLS_MOVES_STREAM_BUFFER = "_stream_reader" in base_events.BaseEventLoop.start_tls.__code__.co_names
+# (It reads it with getattr(protocol, "_stream_reader", None): a constant.)
+START_TLS_MOVES_STREAM_BUFFER = "_stream_reader" in base_events.BaseEventLoop.start_tls.__code__.co_consts
 
 
 def stream_reader_buffer(protocol: Any) -> bytearray | None:

@@ -100,22 +100,10 @@ EXPECTED_FAILURES: dict[str, Reason] = {
     # file position where it was.
     "test_sendfile__SendfileTestsBase::test_sendfile_offset":
         "loop.sendfile sending nothing leaves the file position unchanged",
-    # After start_tls() fails certificate verification over the C++ TLS
-    # transport, the plain transport it took over is still alive with the
-    # GC disabled: something keeps a reference (or a cycle) to it.
-    "test_sslproto__BaseStartTLS::test_start_tls_failed_certificate_no_cycles":
-        "a failed start_tls keeps the plain transport alive",
 }
 
 # Five times the slowest CPython asyncio test on cxxloop (about 4 s here):
 # what each listed hang costs of the CI budget.
 HANG_TIMEOUT = 20
 
-HANGS: dict[str, Reason] = {
-    # 3.14's start_tls() moves what the StreamReader has buffered (here the
-    # peer's ClientHello) into the TLS layer; cxxloop's C++ TLS transport
-    # starts without it, so the server's handshake waits for bytes already
-    # read, until the test's 60 s handshake timeout.
-    "test_streams__StreamTests::test_start_tls_buffered_data":
-        "start_tls over the C++ TLS transport drops the StreamReader's buffered bytes",
-}
+HANGS: dict[str, Reason] = {}
