@@ -15,7 +15,8 @@ import threading
 from unittest import mock
 
 import pytest
-from parity import LOOPS, agree
+
+from parity import LOOPS, agree, outcome
 
 
 def on_each_loop(scenario):
@@ -35,13 +36,6 @@ def same_on_each_loop(scenario):
     results = on_each_loop(scenario)
     assert results["cxxloop"] == results["asyncio"], results
     return results["cxxloop"]
-
-
-def outcome(call):
-    try:
-        return ("returned", call())
-    except Exception as exc:  # the point is to compare what each raises
-        return (type(exc).__name__, str(exc))
 
 
 @pytest.mark.parametrize("watches", [("reader",), ("writer",), ("reader", "writer")])
