@@ -1,8 +1,8 @@
 # The two entry points of the README:
 #   make bench   build cxxloop into a venv and run the benchmark
-#   make test    build and test on every CPython >= 3.11 on this machine and
-#                on 3.14 and 3.15 in a Debian sid root, plus the C++ unit
-#                tests and ASan+UBSan builds
+#   make test    lint, then build and test on every CPython >= 3.11 on this
+#                machine and on 3.14 and 3.15 in a Debian sid root, plus the
+#                C++ unit tests and ASan+UBSan builds
 SHELL := /bin/bash
 PYTHON ?= $(firstword $(shell tools/find-pythons))
 PYTHONS ?= $(shell tools/find-pythons)
@@ -15,15 +15,22 @@ ASAN_VENV ?= .venv-asan
 # (tools/sid-root builds it, tools/in-sid runs a command in it).
 SID_PYTHONS ?= python3.14 python3.15
 SID_ASAN_PYTHON ?= python3.15
+# The test builds make compiler warnings errors (CMake's CXXLOOP_WERROR);
+# WERROR=OFF builds as a user's pip install does.
+WERROR ?= ON
 
-.PHONY: bench test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
+.PHONY: bench lint test test-python test-cpp test-asan test-external test-sid test-sid-python test-sid-asan deps wheel clean
 
 bench: deps
 	tools/venv .venv-bench $(PYTHON) '.[bench]'
 	.venv-bench/bin/python -m cxxloop bench $(BENCH_ARGS)
 
 # wheel first: tests/test_wheel.py installs what it puts in dist/.
-test: deps test-cpp wheel test-python test-asan test-external test-sid
+test: deps lint test-cpp wheel test-python test-asan test-external test-sid
+
+# ruff over the Python files, mypy over the package (tools/lint).
+lint:
+	tools/lint $(PYTHON)
 
 deps:
 	tools/apt-deps
@@ -33,7 +40,7 @@ test-python:
 	@failed=; for py in $(PYTHONS); do \
 	  ver=$$($$py -c 'import sys; print("%d.%d" % sys.version_info[:2])'); \
 	  echo "=== CPython $$ver ($$py)"; \
-	  tools/venv $(VENV)$$ver $$py '.[test,test-integrations]' && \
+	  CXXLOOP_WERROR=$(WERROR) tools/venv $(VENV)$$ver $$py '.[test,test-integrations]' && \
 	  $(VENV)$$ver/bin/python -m pytest -p no:cacheprovider $(PYTEST_ARGS) || failed="$$failed $$ver"; \
 	done; \
 	if [ -n "$$failed" ]; then echo "=== failed on CPython$$failed"; exit 1; fi
@@ -44,11 +51,11 @@ wheel:
 	tools/wheel $(PYTHON)
 
 test-cpp:
-	tests/cpp/run.sh
+	CXXLOOP_WERROR=$(WERROR) tests/cpp/run.sh
 
 # The extension built with -fsanitize=address,undefined, run over the suite.
 test-asan:
-	CXXLOOP_SANITIZE=ON tools/venv $(ASAN_VENV) $(PYTHON) '.[test,test-integrations]'
+	CXXLOOP_SANITIZE=ON CXXLOOP_WERROR=$(WERROR) tools/venv $(ASAN_VENV) $(PYTHON) '.[test,test-integrations]'
 	@# Refuse to report a sanitizer run that did not load a sanitized build.
 	ldd $(ASAN_VENV)/lib/python*/site-packages/cxxloop/_core*.so | grep -q libasan
 	@# --capture=sys leaves fd 2 alone, so a sanitizer's report reaches the
@@ -60,10 +67,10 @@ test-asan:
 test-sid: test-sid-python test-sid-asan
 
 test-sid-python:
-	tools/in-sid $(MAKE) --no-print-directory test-python PYTHONS='$(SID_PYTHONS)' VENV=.venv-sid- PYTEST_ARGS='$(PYTEST_ARGS)'
+	tools/in-sid $(MAKE) --no-print-directory test-python PYTHONS='$(SID_PYTHONS)' VENV=.venv-sid- WERROR=$(WERROR) PYTEST_ARGS='$(PYTEST_ARGS)'
 
 test-sid-asan:
-	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) PYTEST_ARGS='$(PYTEST_ARGS)'
+	tools/in-sid $(MAKE) --no-print-directory test-asan PYTHON=$(SID_ASAN_PYTHON) ASAN_VENV=.venv-sid-asan-$(SID_ASAN_PYTHON:python%=%) WERROR=$(WERROR) PYTEST_ARGS='$(PYTEST_ARGS)'
 
 # Other projects' suites (tests/external) on asyncio and on cxxloop, compared per
 # test: the full selection on the last Python of PYTHONS, the quick one on the others.

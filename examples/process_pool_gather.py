@@ -47,7 +47,7 @@ async def main(method: str | None) -> list[tuple[int, int]]:
     start = time.perf_counter()
     results = await gather_in_processes(LIMITS, method)
     elapsed = time.perf_counter() - start
-    for limit, (count, pid) in zip(LIMITS, results):
+    for limit, (count, pid) in zip(LIMITS, results, strict=True):
         print(f"primes below {limit}: {count} (worker pid {pid})")
     pids = {pid for _, pid in results}
     print(f"start method {multiprocessing.get_context(method).get_start_method()}, parent pid {os.getpid()}")

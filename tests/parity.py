@@ -1,5 +1,8 @@
-"""Running one coroutine on asyncio's loop and on cxxloop, to compare what
-each did. Tests import it as a sibling module."""
+"""The suite's helpers, in one module that tests import as a sibling:
+running a coroutine on asyncio's loop and on cxxloop to compare what each
+did, running one on cxxloop, the protocols and servers tests connect,
+socket pairs, TLS contexts, descriptor counts, and skipping a test whose
+optional dependency is missing."""
 
 from __future__ import annotations
 
@@ -7,9 +10,13 @@ import asyncio
 import contextlib
 import gc
 import os
+import random
+import socket
 import ssl
 import subprocess
 import sys
+
+import pytest
 
 import cxxloop
 
@@ -47,8 +54,156 @@ def asyncio_leaks_dropped():
         sys.unraisablehook = hook
 
 
-def open_fds() -> set[str]:
-    return set(os.listdir("/proc/self/fd"))
+def outcome(call):
+    """What call() did, to compare between the loops: ("returned", its
+    result), or the type name and message of what it raised."""
+    try:
+        return ("returned", call())
+    except Exception as exc:  # the point is to compare what each raises
+        return (type(exc).__name__, str(exc))
+
+
+def run(coro, *, timeout=30, debug=False):
+    """coro on a new cxxloop loop (cxxloop.run), failing after `timeout` seconds."""
+    return cxxloop.run(asyncio.wait_for(coro, timeout), debug=debug)
+
+
+def run_briefly(loop, seconds=0.0):
+    """One pass of the loop (more, for `seconds`)."""
+    loop.run_until_complete(asyncio.sleep(seconds))
+
+
+def run_until_stopped(loop, delay=0.05):
+    """Runs the loop forever, stopped after `delay` seconds."""
+    loop.call_later(delay, loop.stop)
+    loop.run_forever()
+
+
+def noop(*args: object) -> None:
+    pass
+
+
+async def wait_until(pred, timeout=10.0):
+    """Polls pred() until it is true, for at most `timeout` seconds."""
+    async with asyncio.timeout(timeout):
+        while not pred():
+            await asyncio.sleep(0.005)
+
+
+def open_fds() -> set[tuple[str, str]]:
+    """Each open descriptor with what it refers to: a socket leaked onto a
+    number that another thread closed meanwhile still shows (its inode is
+    new), and that thread's close is not taken for our leak."""
+    fds = set()
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            fds.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
+        except FileNotFoundError:  # the listing's own descriptor, now closed
+            pass
+    return fds
+
+
+def under_asan() -> bool:
+    """Whether this process runs with AddressSanitizer (make test-asan)."""
+    with open("/proc/self/maps") as maps:
+        return any("libasan" in line for line in maps)
+
+
+def require(module: str):
+    """Import `module`, a package of the test-integrations extra, or skip
+    the test (or, at import time, the module) saying where it comes from."""
+    return pytest.importorskip(
+        module, reason=f"{module} is not installed; it comes with the test-integrations extra"
+    )
+
+
+def payload(size: int) -> bytes:
+    """`size` bytes that differ from one offset to the next: data out of
+    order or repeated does not compare equal."""
+    return random.Random(size).randbytes(size)
+
+
+def nonblocking_pair(kind=socket.SOCK_STREAM):
+    """A connected pair of non-blocking Unix sockets of `kind`."""
+    a, b = socket.socketpair(socket.AF_UNIX, kind)
+    a.setblocking(False)
+    b.setblocking(False)
+    return a, b
+
+
+class ReadRecorder:
+    """A protocol mixin recording reads in the `events` and `data` its class
+    makes: "data" once per run of data_received calls, the bytes, and
+    "eof" (eof_received returns `keep_open`)."""
+
+    eof = False
+    keep_open = False
+
+    def data_received(self, data):
+        if not self.events or self.events[-1] != "data":
+            self.events.append("data")
+        self.data += data
+
+    def eof_received(self):
+        self.events.append("eof")
+        self.eof = True
+        return self.keep_open
+
+
+class Recorder(ReadRecorder, asyncio.Protocol):
+    """A stream protocol recording its callbacks in `events` ("made", "data",
+    "eof", "lost"), what it received in `data`, and how often writing
+    paused and resumed; `lost` resolves on connection_lost."""
+
+    def __init__(self) -> None:
+        self.events: list[str] = []
+        self.data = bytearray()
+        self.transport: asyncio.Transport | None = None
+        self.lost = asyncio.get_running_loop().create_future()
+        self.lost_calls = 0
+        self.paused = 0
+        self.resumed = 0
+
+    def connection_made(self, transport):
+        self.events.append("made")
+        self.transport = transport
+
+    def pause_writing(self):
+        self.paused += 1
+
+    def resume_writing(self):
+        self.resumed += 1
+
+    def connection_lost(self, exc):
+        self.events.append("lost")
+        self.lost_calls += 1
+        if not self.lost.done():
+            self.lost.set_result(exc)
+
+
+class Echo(asyncio.Protocol):
+    """Writes back what it receives."""
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def data_received(self, data):
+        self.transport.write(data)
+
+
+async def echo_server(factory=Echo):
+    """A TCP server of `factory` protocols on the running loop: (server, port)."""
+    loop = asyncio.get_running_loop()
+    server = await loop.create_server(factory, "127.0.0.1", 0)
+    return server, server.sockets[0].getsockname()[1]
+
+
+async def stream_echo(reader, writer):
+    """A streams server's callback writing back what it reads, until EOF."""
+    while data := await reader.read(65536):
+        writer.write(data)
+        await writer.drain()
+    writer.close()
 
 
 class LifecycleRecorder:

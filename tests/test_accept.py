@@ -13,10 +13,7 @@ import textwrap
 import pytest
 
 import cxxloop
-
-
-def run(coro, *, debug=False):
-    return cxxloop.run(asyncio.wait_for(coro, 30), debug=debug)
+from parity import run
 
 
 class Keep(asyncio.Protocol):

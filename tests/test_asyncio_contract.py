@@ -56,7 +56,8 @@ class CallSite:
         self.keywords = keywords
 
     def __repr__(self) -> str:
-        return f"{self.where}: {self.positional} positional{' + *args' if self.starred else ''}, keywords {self.keywords}"
+        starred = " + *args" if self.starred else ""
+        return f"{self.where}: {self.positional} positional{starred}, keywords {self.keywords}"
 
 
 def _loop_receivers(node: ast.AST, enclosing_class: str | None) -> bool:

@@ -11,12 +11,12 @@ import sys
 from pathlib import Path
 
 import pytest
-from optional import require
 
 from cxxloop.bench import harness, report
 from cxxloop.bench._child import measure
 from cxxloop.bench.loops import LOOPS, available, describe, get, new_loop
 from cxxloop.bench.workloads import all_workloads
+from parity import require
 
 # The loops of this run; a loop that changes only transports (aiofastnet)
 # is not run on a workload without them, such as call_soon.
@@ -57,7 +57,7 @@ def test_quick_run_writes_table_and_json(quick_run):
     # Each loop's cell: the rate, then the CPU µs per operation.
     row = next(line for line in proc.stdout.splitlines() if line.startswith("| call_soon "))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
-    for name, cell in zip(INSTALLED, cells[2:]):
+    for name, cell in zip(INSTALLED, cells[2:], strict=False):
         if name in LOOP_RUNS:
             assert re.fullmatch(r"[\d.]+[kMG]? \([\d.]+\)", cell), row
         else:

@@ -11,7 +11,6 @@ import textwrap
 
 import pytest
 
-import cxxloop
 from parity import agree
 
 needs_314 = pytest.mark.skipif(sys.version_info < (3, 14), reason="asyncio's call graphs and ps/pstree are 3.14's")

@@ -12,9 +12,9 @@ import sys
 import tempfile
 
 import pytest
-from parity import LifecycleRecorder, agree, on_both, open_fds
 
 import cxxloop
+from parity import LifecycleRecorder, agree, on_both, open_fds
 
 
 class Recorder(LifecycleRecorder, asyncio.DatagramProtocol):

@@ -19,9 +19,9 @@ import threading
 from pathlib import Path
 
 import pytest
-from optional import require
 
 import cxxloop
+from parity import require
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 NAMES = ["sync_in_executor", "coroutine_from_sync", "process_pool_gather", "thread_pool_counts"]

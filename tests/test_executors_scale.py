@@ -11,9 +11,9 @@ import threading
 import time
 
 import pytest
-from optional import require
 
 import cxxloop
+from parity import require
 
 
 def square_with_pid(x):

@@ -7,7 +7,6 @@ import sys
 from pathlib import Path
 
 
-
 def _load(name: str):
     """tests/external/NAME.py under its own name: tests/external is not a package,
     and putting it on sys.path would give its generic module names to everything."""

@@ -21,25 +21,8 @@ import time
 import warnings
 
 import pytest
-from parity import LOOPS, on_both
 
-
-class Recorder(asyncio.Protocol):
-    def __init__(self):
-        self.lost = asyncio.get_running_loop().create_future()
-        self.lost_calls = 0
-        self.pauses = 0
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def pause_writing(self):
-        self.pauses += 1
-
-    def connection_lost(self, exc):
-        self.lost_calls += 1
-        if not self.lost.done():
-            self.lost.set_result(exc)
+from parity import LOOPS, Recorder, on_both
 
 
 class KeepsWriting(Recorder):
@@ -79,7 +62,7 @@ def test_a_peer_that_never_reads_pauses_the_writer_without_spinning():
     async def main():
         transport, protocol, peer = await connected_pair()
         with peer:
-            while not protocol.pauses:
+            while not protocol.paused:
                 transport.write(b"x" * 65536)
                 await asyncio.sleep(0)
             queued = transport.get_write_buffer_size()
@@ -91,7 +74,7 @@ def test_a_peer_that_never_reads_pauses_the_writer_without_spinning():
             still_queued = transport.get_write_buffer_size()
             transport.abort()
             await protocol.lost
-        return protocol.pauses, queued == still_queued, cpu < 0.1
+        return protocol.paused, queued == still_queued, cpu < 0.1
 
     assert on_both(main) == {"asyncio": (1, True, True), "cxxloop": (1, True, True)}
 

@@ -6,6 +6,8 @@ import socket
 
 import pytest
 
+from parity import run_briefly
+
 
 @pytest.fixture
 def pair():
@@ -15,10 +17,6 @@ def pair():
     yield a, b
     a.close()
     b.close()
-
-
-def run_briefly(loop, seconds=0.0):
-    loop.run_until_complete(asyncio.sleep(seconds))
 
 
 def test_reader_fires_while_readable_level_triggered(loop, pair):

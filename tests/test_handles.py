@@ -3,7 +3,6 @@
 import asyncio
 import contextvars
 import gc
-import os
 import subprocess
 import sys
 import textwrap
@@ -13,6 +12,7 @@ import weakref
 import pytest
 
 import cxxloop
+from parity import open_fds
 
 
 def test_isinstance_and_type_names(loop):
@@ -108,8 +108,9 @@ def test_reference_cycle_through_handle_is_collected(loop):
     class Holder:
         pass
 
+    # The handle holds the holder as its argument; the holder holds the handle.
     holder = Holder()
-    holder.handle = loop.call_later(1000, lambda: holder)
+    holder.handle = loop.call_later(1000, id, holder)
     ref = weakref.ref(holder)
     holder.handle.cancel()
     del holder
@@ -146,14 +147,14 @@ def _assert_abandoned_loop_is_freed(abandon):
     """abandon() makes a loop, leaves it in a reference cycle and returns a
     weak reference to it: one full collection must free the loop, and with
     it its epoll fd and eventfd."""
-    before = set(os.listdir("/proc/self/fd"))
+    before = open_fds()
     with warnings.catch_warnings():
         # The unclosed loop and never-started coroutines warn, as on asyncio.
         warnings.simplefilter("ignore")
         ref = abandon()
         gc.collect()
     assert ref() is None
-    assert set(os.listdir("/proc/self/fd")) == before
+    assert open_fds() == before
 
 
 def test_an_abandoned_loop_with_queued_task_steps_is_collected():

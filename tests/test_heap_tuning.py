@@ -12,7 +12,7 @@ import textwrap
 
 import pytest
 
-from test_soak import under_asan
+from parity import under_asan
 
 pytestmark = pytest.mark.skipif(under_asan(), reason="ASan replaces glibc's malloc, whose thresholds this checks")
 

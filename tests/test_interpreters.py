@@ -8,6 +8,7 @@ import sys
 import threading
 
 import pytest
+
 from parity import tls_contexts
 
 if sys.version_info >= (3, 14):

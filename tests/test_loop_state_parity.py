@@ -16,7 +16,8 @@ import threading
 from unittest import mock
 
 import pytest
-from parity import LOOPS, agree
+
+from parity import LOOPS, agree, outcome
 
 
 def on_each_loop(scenario):
@@ -36,13 +37,6 @@ def same_on_each_loop(scenario):
     results = on_each_loop(scenario)
     assert results["cxxloop"] == results["asyncio"], results
     return results["cxxloop"]
-
-
-def outcome(call):
-    try:
-        return ("returned", call())
-    except Exception as exc:  # the point is to compare what each raises
-        return (type(exc).__name__, str(exc))
 
 
 @pytest.mark.parametrize("watches", [("reader",), ("writer",), ("reader", "writer")])

@@ -10,14 +10,10 @@ import socket
 import sys
 
 import pytest
-from optional import require
 
 import cxxloop
 from cxxloop import metrics
-
-
-def noop() -> None:
-    pass
+from parity import noop, require
 
 
 def busy_loop() -> cxxloop.Loop:

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from optional import require
+from parity import require
 
 GUIDE = Path(__file__).resolve().parent.parent / "docs" / "observability.md"
 

@@ -13,25 +13,17 @@ import socket
 import tempfile
 
 import pytest
-from parity import LifecycleRecorder, agree, open_fds
 
 import cxxloop
+from parity import LifecycleRecorder, ReadRecorder, agree, open_fds
 
 
-class Recorder(LifecycleRecorder, asyncio.Protocol):
+class Recorder(ReadRecorder, LifecycleRecorder, asyncio.Protocol):
     """Records the callbacks in order, and the data."""
 
     def __init__(self):
         super().__init__()
         self.data = bytearray()
-
-    def data_received(self, data):
-        if not self.events or self.events[-1] != "data":
-            self.events.append("data")
-        self.data += data
-
-    def eof_received(self):
-        self.events.append("eof")
 
 
 def pipe_files():

@@ -9,12 +9,9 @@ import time
 import pytest
 
 import cxxloop
+from parity import run_briefly
 
 var = contextvars.ContextVar("var", default="unset")
-
-
-def run_briefly(loop, seconds=0.0):
-    loop.run_until_complete(asyncio.sleep(seconds))
 
 
 def test_call_soon_fifo_with_args(loop):

@@ -13,7 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from optional import require
+
+from parity import require
 
 APPS = Path(__file__).resolve().parent / "apps"
 

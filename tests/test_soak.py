@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 
 import cxxloop
+from parity import open_fds, under_asan
 
 MESSAGES = 1_000_000
 CONNECTIONS = 1_000
@@ -132,24 +133,6 @@ class Client(asyncio.Protocol):
         self.lost += 1
         if not self.done.done():
             self.done.set_result(None)
-
-
-def under_asan() -> bool:
-    with open("/proc/self/maps") as maps:
-        return any("libasan" in line for line in maps)
-
-
-def open_fds() -> set[tuple[str, str]]:
-    """Each open descriptor with what it refers to: a socket leaked onto a
-    number that another thread closed meanwhile still shows (its inode is
-    new), and that thread's close is not taken for our leak."""
-    fds = set()
-    for fd in os.listdir("/proc/self/fd"):
-        try:
-            fds.add((fd, os.readlink(f"/proc/self/fd/{fd}")))
-        except FileNotFoundError:  # the listing's own descriptor, now closed
-            pass
-    return fds
 
 
 def rss_bytes() -> int:

@@ -5,6 +5,7 @@ set_stats / reset do what they say."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import math
 import os
 import socket
@@ -15,15 +16,7 @@ import pytest
 
 import cxxloop
 from cxxloop import Histogram, LoopStats
-
-
-def noop(*args: object) -> None:
-    pass
-
-
-def run_until_stopped(loop: asyncio.AbstractEventLoop, delay: float = 0.05) -> None:
-    loop.call_later(delay, loop.stop)
-    loop.run_forever()
+from parity import noop, run_until_stopped
 
 
 def test_callbacks_and_timers_are_counted_exactly(loop):
@@ -319,7 +312,7 @@ def test_a_keyboard_interrupt_leaves_the_counters_consistent(loop):
 
 def test_histogram_helpers():
     bounds = Histogram.bounds
-    assert bounds[0] == 1e-6 and all(b2 == 2 * b1 for b1, b2 in zip(bounds, bounds[1:]))
+    assert bounds[0] == 1e-6 and all(b2 == 2 * b1 for b1, b2 in itertools.pairwise(bounds))
     counts = [0] * (len(bounds) + 1)
     counts[0], counts[3], counts[-1] = 2, 1, 1
     h = Histogram(tuple(counts), 100.0)

@@ -14,8 +14,7 @@ import struct
 import pytest
 
 import cxxloop
-
-from test_streams_transport import Recorder, payload, run, wait_until
+from parity import Recorder, payload, run, wait_until
 
 FILE_SIZE = 4 * 1024 * 1024
 
@@ -29,27 +28,15 @@ def data_file(tmp_path):
         yield f, data
 
 
-class Sink(asyncio.Protocol):
-    """Server side: collects what arrives; can stop reading to make the
-    sender's socket fill up."""
+class Sink(Recorder):
+    """Server side: collects what arrives; the test finds it in `instances`
+    to stop its reading and make the sender's socket fill up."""
 
     instances: list[Sink] = []
 
     def __init__(self):
-        self.data = bytearray()
-        self.lost = asyncio.get_running_loop().create_future()
-        self.lost_calls = 0
+        super().__init__()
         Sink.instances.append(self)
-
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.data += data
-
-    def connection_lost(self, exc):
-        self.lost_calls += 1
-        self.lost.set_result(exc)
 
 
 async def connect(sink_paused=False):
@@ -174,7 +161,7 @@ class PipeSource:
     would call and a pipe refuses."""
 
     def __init__(self, fd):
-        self._file = open(fd, "rb", buffering=0)
+        self._file = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by close()
 
     def fileno(self):
         return self._file.fileno()

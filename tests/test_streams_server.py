@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import resource
 import socket
 import subprocess
@@ -14,21 +13,8 @@ import sys
 import textwrap
 
 import pytest
-from optional import require
 
-import cxxloop
-
-
-def run(coro, timeout=30):
-    return cxxloop.run(asyncio.wait_for(coro, timeout))
-
-
-class Echo(asyncio.Protocol):
-    def connection_made(self, transport):
-        self.transport = transport
-
-    def data_received(self, data):
-        self.transport.write(data)
+from parity import Echo, open_fds, require, run
 
 
 def test_server_lifecycle():
@@ -255,9 +241,9 @@ def test_ten_thousand_concurrent_connections_no_fd_leak():
             server.close()
             await server.wait_closed()
 
-        before = len(os.listdir("/proc/self/fd"))
+        before = len(open_fds())
         run(main(), timeout=90)
-        assert len(os.listdir("/proc/self/fd")) == before
+        assert len(open_fds()) == before
     finally:
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 

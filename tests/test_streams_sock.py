@@ -8,18 +8,7 @@ import socket
 
 import pytest
 
-import cxxloop
-
-
-def run(coro):
-    return cxxloop.run(asyncio.wait_for(coro, 30))
-
-
-def nonblocking_pair():
-    a, b = socket.socketpair()
-    a.setblocking(False)
-    b.setblocking(False)
-    return a, b
+from parity import nonblocking_pair, run
 
 
 def test_tcp_round_trip_with_every_stream_method():

@@ -5,6 +5,7 @@ the loop, Popen's arguments, and asyncio's process semantics."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import subprocess
@@ -15,16 +16,14 @@ import time
 import pytest
 
 import cxxloop
+import parity
+from parity import open_fds
 
 PY = sys.executable
 
 
 def run(coro):
-    return cxxloop.run(asyncio.wait_for(coro, 60))
-
-
-def open_fds():
-    return set(os.listdir("/proc/self/fd"))
+    return parity.run(coro, timeout=60)
 
 
 def test_exit_is_watched_by_a_pidfd_without_threads():
@@ -87,7 +86,7 @@ def test_a_slow_preexec_fn_does_not_stall_the_loop():
         proc = await asyncio.create_subprocess_exec(PY, "-c", "pass", preexec_fn=lambda: time.sleep(1))
         await proc.wait()
         task.cancel()
-        gaps = [b - a for a, b in zip(ticks, ticks[1:])]
+        gaps = [b - a for a, b in itertools.pairwise(ticks)]
         return max(gaps), proc.returncode
 
     # Popen blocks its caller for the whole preexec_fn; the loop kept ticking.

@@ -57,6 +57,14 @@ def test_create_task_eager_start(loop):
     assert loop.run_until_complete(main()) == 7
 
 
+def test_create_task_takes_the_coroutine_by_keyword(any_loop):
+    task = any_loop.create_task(coro=value(2), name="by-keyword")
+    assert task.get_name() == "by-keyword"
+    assert any_loop.run_until_complete(task) == 2
+    with pytest.raises(TypeError):
+        any_loop.create_task(name="no coroutine")
+
+
 def test_create_task_rejects_non_coroutines(loop):
     with pytest.raises(TypeError):
         loop.create_task(42)

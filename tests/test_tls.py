@@ -21,17 +21,7 @@ import pytest
 
 import cxxloop
 from cxxloop import _core
-
-
-def run(coro):
-    return cxxloop.run(asyncio.wait_for(coro, 30))
-
-
-async def echo(reader, writer):
-    while data := await reader.read(65536):
-        writer.write(data)
-        await writer.drain()
-    writer.close()
+from parity import run, stream_echo
 
 
 async def echo_round_trip(server_ctx, client_ctx, payload=b"hello", **connect):
@@ -41,7 +31,7 @@ async def echo_round_trip(server_ctx, client_ctx, payload=b"hello", **connect):
 
     async def handle(reader, writer):
         accepted.append(type(writer.transport))
-        await echo(reader, writer)
+        await stream_echo(reader, writer)
 
     server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=server_ctx)
     port = server.sockets[0].getsockname()[1]
@@ -118,7 +108,7 @@ def test_a_socket_subclass_gets_asyncios_tls(contexts):
         pass
 
     async def main():
-        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=server_ctx)
         port = server.sockets[0].getsockname()[1]
         sock = Sock(socket.AF_INET, socket.SOCK_STREAM)
         sock.connect(("127.0.0.1", port))
@@ -237,7 +227,7 @@ def test_closing_the_transport_under_start_tls_closes_the_connection(contexts):
         class Upgrading(asyncio.Protocol):
             def connection_made(self, transport):
                 self.transport = transport
-                asyncio.ensure_future(self.upgrade())
+                self.upgrading = asyncio.ensure_future(self.upgrade())
 
             async def upgrade(self):
                 tls = await loop.start_tls(self.transport, self, server_ctx, server_side=True)
@@ -272,7 +262,7 @@ def test_start_tls_over_a_tls_transport_is_tls_in_tls(contexts):
     async def inner_server(reader, writer):
         # The proxy end: TLS inside TLS.
         await writer.start_tls(server_ctx)
-        await echo(reader, writer)
+        await stream_echo(reader, writer)
 
     async def main():
         server = await asyncio.start_server(inner_server, "127.0.0.1", 0, ssl=server_ctx)
@@ -301,7 +291,7 @@ def test_unix_sockets_and_accepted_sockets_with_tls(contexts, tmp_path):
 
     async def main():
         loop = asyncio.get_running_loop()
-        server = await asyncio.start_unix_server(echo, path, ssl=server_ctx)
+        server = await asyncio.start_unix_server(stream_echo, path, ssl=server_ctx)
         reader, writer = await asyncio.open_unix_connection(path, ssl=client_ctx, server_hostname="localhost")
         writer.write(b"over unix")
         assert await reader.readexactly(9) == b"over unix"
@@ -346,7 +336,7 @@ def test_shutdown_does_not_hang_on_a_silent_peer(contexts):
 
     def silent_peer():
         conn, _ = listener.accept()
-        with server_ctx.wrap_socket(conn, server_side=True) as tls:
+        with server_ctx.wrap_socket(conn, server_side=True):
             release.wait(30)  # never reads the close_notify
 
     peer = threading.Thread(target=silent_peer)
@@ -402,7 +392,7 @@ def test_the_ssl_object_is_an_ordinary_one_after_the_connection(contexts):
     server_ctx, client_ctx = contexts
 
     async def main():
-        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=server_ctx)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
@@ -429,7 +419,7 @@ def test_the_transport_names_its_context_as_sslproto_does(contexts):
     server_ctx, client_ctx = contexts
 
     async def main():
-        server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=server_ctx)
         port = server.sockets[0].getsockname()[1]
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")

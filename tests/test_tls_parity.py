@@ -20,9 +20,9 @@ import array
 import asyncio
 import collections
 import contextvars
+import functools
 import gc
 import logging
-import random
 import socket
 import ssl
 import struct
@@ -30,7 +30,8 @@ import sys
 import weakref
 
 import pytest
-from parity import LOOPS, agree, asyncio_leaks_dropped, on_both, tls_contexts
+
+from parity import LOOPS, agree, asyncio_leaks_dropped, on_both, payload, tls_contexts
 
 # ---------------------------------------------------------------------------
 # What is recorded
@@ -140,10 +141,6 @@ class BufferedRecorder(asyncio.BufferedProtocol, Recorder):
         self._got(self.buf[:nbytes])
 
 
-def payload(size):
-    return random.Random(size).randbytes(size)
-
-
 # ---------------------------------------------------------------------------
 # Connections
 
@@ -225,7 +222,7 @@ class HandPeer:
         """n bytes of application data (fewer if the peer shuts down)."""
         out = bytearray()
         while len(out) < n:
-            chunk = await self._until(lambda: self.obj.read(n - len(out)))
+            chunk = await self._until(functools.partial(self.obj.read, n - len(out)))
             if not chunk:
                 break
             out += chunk
@@ -1360,7 +1357,8 @@ def test_buffer_limit_defaults(contexts):
     assert agree(main) == ((128 * 1024, 512 * 1024), (64 * 1024, 256 * 1024), 0, 0)
 
 
-@pytest.mark.parametrize(("name", "args"), [pytest.param(name, args, id=f"{name}-{args}") for name, args in LIMIT_CASES])
+@pytest.mark.parametrize(("name", "args"),
+                         [pytest.param(name, args, id=f"{name}-{args}") for name, args in LIMIT_CASES])
 def test_set_buffer_limits(contexts, name, args):
     async def main():
         client, server = await tls_pair(contexts)
@@ -1487,7 +1485,8 @@ def test_pause_and_resume_writing_raise(contexts, exc_type):
         seen = Seen()
         client, server = await tls_pair(contexts, client_factory=lambda: RaisingFlow(exc_type))
         raised = []
-        for call in (lambda: client.transport.set_write_buffer_limits(high=0), lambda: client.transport.write(b"first")):
+        calls = (lambda: client.transport.set_write_buffer_limits(high=0), lambda: client.transport.write(b"first"))
+        for call in calls:
             try:
                 call()
                 raised.append(None)
@@ -1760,7 +1759,7 @@ class Upgrading(Recorder):
         if data == b"STARTTLS\n" and not hasattr(self, "plain"):
             self.plain = self.transport
             self.plain.write(b"OK\n")
-            asyncio.ensure_future(self.upgrade())
+            self.upgrading = asyncio.ensure_future(self.upgrade())
             return
         super().data_received(data)
         self.transport.write(data)
@@ -2030,8 +2029,9 @@ def test_callbacks_run_in_asyncios_contexts(contexts, buffered):
         port = server.sockets[0].getsockname()[1]
         for n in range(2):
             var.set(f"creator{n}")
-            transport, client = await loop.create_connection(lambda: make(log, f"client{n}"), "127.0.0.1", port,
-                                                             ssl=client_ctx, server_hostname="localhost")
+            transport, client = await loop.create_connection(functools.partial(make, log, f"client{n}"),
+                                                             "127.0.0.1", port, ssl=client_ctx,
+                                                             server_hostname="localhost")
             transport.set_write_buffer_limits(high=0)  # pause_writing, then resume_writing
             transport.write(b"ping")
             await asyncio.sleep(0.05)

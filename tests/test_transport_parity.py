@@ -8,6 +8,7 @@ subclass, and loop.sendfile's parameter checks.
 from __future__ import annotations
 
 import asyncio
+import functools
 import gc
 import socket
 import tempfile
@@ -15,7 +16,8 @@ import warnings
 from unittest import mock
 
 import pytest
-from parity import LOOPS, agree, on_both
+
+from parity import LOOPS, agree, on_both, outcome
 
 
 class Keeper(asyncio.Protocol):
@@ -61,13 +63,6 @@ def drain(peer, seconds=0.5):
     return bytes(got)
 
 
-def outcome(call):
-    try:
-        return ("returned", call())
-    except Exception as exc:  # the point is to compare what each raises
-        return (type(exc).__name__, str(exc))
-
-
 @pytest.mark.parametrize("size", [10, 4 * 1024 * 1024])
 def test_write_after_loop_close(size):
     # A write that goes out at once still works; one that would have to
@@ -76,7 +71,7 @@ def test_write_after_loop_close(size):
         loop = factory()
         transport, protocol, peer = loop.run_until_complete(connected())
         loop.close()
-        result = outcome(lambda: transport.write(b"x" * size))
+        result = outcome(functools.partial(transport.write, b"x" * size))
         peer.close()
         with warnings.catch_warnings():
             # A transport its closed loop still holds warns as unclosed, on

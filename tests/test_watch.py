@@ -19,6 +19,7 @@ import pytest
 
 import cxxloop
 from cxxloop import SlowCallback
+from parity import run_until_stopped
 
 THRESHOLD = 0.05
 # How long the blocking callbacks block: long enough past the threshold
@@ -61,11 +62,6 @@ async def blocking_step() -> None:
     await asyncio.sleep(0)
     time.sleep(BLOCK)
     await asyncio.sleep(0)
-
-
-def run_until_stopped(loop, delay: float) -> None:
-    loop.call_later(delay, loop.stop)
-    loop.run_forever()
 
 
 def test_a_slow_callback_is_reported_with_its_source_and_line(loop):

@@ -13,7 +13,7 @@ import pytest
 import cxxloop
 
 DIST = Path(__file__).resolve().parent.parent / "dist"
-TAG = "cp%d%d" % sys.version_info[:2]
+TAG = "cp{}{}".format(*sys.version_info[:2])
 
 SMOKE = """
 import asyncio, importlib.metadata, json, os, socket, subprocess

@@ -3,9 +3,9 @@
 import importlib
 
 import pytest
-from optional import require
 
 import cxxloop.workers
+from parity import require
 
 
 @pytest.mark.parametrize(
@@ -39,4 +39,4 @@ def test_uvicorn_worker_uses_cxxloop_factory():
 
 def test_unknown_attribute():
     with pytest.raises(AttributeError, match="NoSuchWorker"):
-        cxxloop.workers.NoSuchWorker
+        _ = cxxloop.workers.NoSuchWorker

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import inspect
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from . import _policy, _watch
 from ._loop import Loop
@@ -74,7 +74,7 @@ def run(main: Awaitable[_T], *, debug: bool | None = None) -> _T:
     if not asyncio.iscoroutine(main) and inspect.isawaitable(main):
         main = _awaited(main)
     with asyncio.Runner(debug=debug, loop_factory=new_event_loop) as runner:
-        return runner.run(main)  # type: ignore[arg-type]
+        return runner.run(main)
 
 
 async def _awaited(awaitable: Awaitable[_T]) -> _T:

@@ -9,6 +9,9 @@ tests/test_asyncio_contract.py by name rather than a user's program.
 
 The C++ extension reads its share (the names under "for the C++ core")
 from this module when it is imported.
+
+typeshed declares few of asyncio's private names: the lines that look up
+one it does not carry a type: ignore[attr-defined].
 """
 
 from __future__ import annotations
@@ -44,7 +47,7 @@ VERSION = sys.version_info[:2]
 # The stdlib loop whose Python methods Loop inherits.
 UnixSelectorEventLoop = unix_events._UnixSelectorEventLoop
 # asyncio's subprocess transport, around a child Loop starts itself.
-UnixSubprocessTransport = unix_events._UnixSubprocessTransport
+UnixSubprocessTransport = unix_events._UnixSubprocessTransport  # type: ignore[attr-defined]
 # asyncio's TLS state machine, the fallback TLS implementation.
 SSLProtocol = sslproto.SSLProtocol
 
@@ -75,8 +78,8 @@ def stream_reader_buffer(protocol: Any) -> bytearray | None:
 
 # --- helpers the Python side calls ---
 
-is_debug_mode = coroutines._is_debug_mode
-check_sendfile_params = base_events.BaseEventLoop._check_sendfile_params
+is_debug_mode = coroutines._is_debug_mode  # type: ignore[attr-defined]
+check_sendfile_params = base_events.BaseEventLoop._check_sendfile_params  # type: ignore[attr-defined]
 
 
 def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, server: Any, backlog: int,
@@ -85,9 +88,9 @@ def start_serving(loop: Any, protocol_factory: Any, sock: Any, sslcontext: Any, 
     that only 3.15's takes."""
     args = (protocol_factory, sock, sslcontext, server, backlog, ssl_handshake_timeout, ssl_shutdown_timeout)
     if context is not None:
-        UnixSelectorEventLoop._start_serving(loop, *args, context=context)
+        UnixSelectorEventLoop._start_serving(loop, *args, context=context)  # type: ignore[attr-defined]
     else:
-        UnixSelectorEventLoop._start_serving(loop, *args)
+        UnixSelectorEventLoop._start_serving(loop, *args)  # type: ignore[attr-defined]
 
 # The coroutine-function test asyncio itself applies to callbacks: 3.14
 # deprecates the public asyncio.iscoroutinefunction and keeps this one.
@@ -185,10 +188,10 @@ format_callback_source = format_helpers._format_callback_source
 # asyncio's description of a handle, as its debug mode logs a slow one: the
 # task for a task's step, else the callback and where it is defined. The
 # slow-callback watch shows it too.
-format_handle = base_events._format_handle
-set_nodelay = base_events._set_nodelay
-set_result_unless_cancelled = futures._set_result_unless_cancelled
-check_ssl_socket = base_events._check_ssl_socket
+format_handle = base_events._format_handle  # type: ignore[attr-defined]
+set_nodelay = base_events._set_nodelay  # type: ignore[attr-defined]
+set_result_unless_cancelled = futures._set_result_unless_cancelled  # type: ignore[attr-defined]
+check_ssl_socket = base_events._check_ssl_socket  # type: ignore[attr-defined]
 FlowControlMixin = transports._FlowControlMixin
 
 # The ssl module's classes the C++ TLS transport works with, None in an
@@ -196,7 +199,7 @@ FlowControlMixin = transports._FlowControlMixin
 # _SSLSocket is the object behind an SSLObject that holds its OpenSSL SSL.
 SSLObject = ssl.SSLObject if ssl else None
 MemoryBIO = ssl.MemoryBIO if ssl else None
-SSLSocketType = _ssl._SSLSocket if _ssl else None
+SSLSocketType = _ssl._SSLSocket if _ssl else None  # type: ignore[attr-defined]
 SSLError = ssl.SSLError if ssl else None
 SSLWantReadError = ssl.SSLWantReadError if ssl else None
 SSLSyscallError = ssl.SSLSyscallError if ssl else None
@@ -212,17 +215,17 @@ ACCEPT_RETRY_DELAY: float = constants.ACCEPT_RETRY_DELAY
 # earlier releases only know name= and context=.
 CREATE_TASK_PASSES_KWARGS = bool(base_events.BaseEventLoop.create_task.__code__.co_flags & inspect.CO_VARKEYWORDS)
 # Server._attach/_detach take the transport from 3.13 on.
-SERVER_ATTACH_TAKES_TRANSPORT = len(inspect.signature(base_events.Server._attach).parameters) == 2
+SERVER_ATTACH_TAKES_TRANSPORT = len(inspect.signature(base_events.Server._attach).parameters) == 2  # type: ignore[attr-defined]
 # 3.13 shows a failed callback's arguments only in debug mode.
 FORMAT_CALLBACK_SOURCE_HAS_DEBUG = "debug" in inspect.signature(format_helpers._format_callback_source).parameters
 # asyncio's socket transport writelines() joins the items (b"".join)
 # before 3.12, and takes each as a memoryview since; its TypeError shows it.
-SOCKET_WRITELINES_JOINS = "writelines" not in vars(selector_events._SelectorSocketTransport)
+SOCKET_WRITELINES_JOINS = "writelines" not in vars(selector_events._SelectorSocketTransport)  # type: ignore[attr-defined]
 # The bytes a queued datagram counts beyond its payload (8 from 3.13; an
 # attribute from 3.13.1), and whether an empty one is sent (from 3.13) or
 # dropped.
 DATAGRAM_HEADER_SIZE: int = getattr(
-    selector_events._SelectorDatagramTransport, "_header_size", 8 if VERSION >= (3, 13) else 0
+    selector_events._SelectorDatagramTransport, "_header_size", 8 if VERSION >= (3, 13) else 0  # type: ignore[attr-defined]
 )
 DATAGRAM_SENDS_EMPTY = VERSION >= (3, 13)
 # asyncio's TLS transport: from 3.14 its is_closing() also follows the

@@ -22,6 +22,7 @@ import selectors
 import threading
 import warnings
 import weakref
+from collections.abc import Callable
 from typing import Any
 
 from . import _asyncio_internals as internals
@@ -167,7 +168,8 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
             waiter,
             server_side,
             server_hostname,
-            ssl_handshake_timeout=ssl_handshake_timeout,
+            # Seconds, as a float too; typeshed says int.
+            ssl_handshake_timeout=ssl_handshake_timeout,  # type: ignore[arg-type]
             ssl_shutdown_timeout=ssl_shutdown_timeout,
         )
         self._make_socket_transport(rawsock, ssl_protocol, extra=extra, server=server, context=context)
@@ -236,7 +238,8 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
         # The C++ transport sends the file itself (zero-copy); others, such
         # as asyncio's own transports on this loop, keep asyncio's way.
         if not isinstance(transp, _core.StreamTransport):
-            return await super()._sendfile_native(transp, file, offset, count)
+            # BaseEventLoop's, which typeshed does not declare.
+            return await super()._sendfile_native(transp, file, offset, count)  # type: ignore[misc]
         # What asyncio's sock_sendfile checks first (binary file, counts).
         internals.check_sendfile_params(self, transp._sock, file, offset, count)
         fileno, blocksize = _sendfile_source(file, count)
@@ -251,6 +254,7 @@ class Loop(_core.CoreLoop, SignalHandlers, Subprocesses, internals.UnixSelectorE
 
     def _join_executor(self, executor: Any, done: asyncio.Future[None]) -> None:
         # Runs in its own thread so the loop keeps running while it waits.
+        outcome: tuple[Callable[[Any], object], Any]
         try:
             executor.shutdown(wait=True)
         except Exception as exc:

@@ -14,27 +14,38 @@ import socket
 import sys
 from asyncio import coroutines, events
 from asyncio.log import logger
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVarTuple
 
 from . import _asyncio_internals as internals
+
+if TYPE_CHECKING:
+    # The asyncio loop the mixin is part of, for the type checker only:
+    # at run time it is a plain class, and Loop's other bases give it that.
+    from asyncio import BaseEventLoop as _LoopBase
+else:
+    _LoopBase = object
+
+_Ts = TypeVarTuple("_Ts")
 
 
 def _noop_handler(signum: int, frame: Any) -> None:
     """Installed for signals the loop handles; the wakeup fd does the work."""
 
 
-class SignalHandlers:
+class SignalHandlers(_LoopBase):
     """Mixin of Loop. Needs add_reader/remove_reader/call_soon from the loop."""
 
     def __init__(self) -> None:
         self._signal_handlers: dict[int, events.Handle] = {}
         self._signal_sockets: tuple[socket.socket, socket.socket] | None = None
 
-    def add_signal_handler(self, sig: int, callback: Callable[..., object], *args: Any) -> None:
+    def add_signal_handler(self, sig: int, callback: Callable[[*_Ts], object], *args: *_Ts) -> None:
         if coroutines.iscoroutine(callback) or internals.iscoroutinefunction(callback):
             raise TypeError("coroutines cannot be used with add_signal_handler()")
         _check_signal(sig)
-        self._check_closed()
+        if self.is_closed():
+            raise RuntimeError("Event loop is closed")
         reader, writer = self._ensure_signal_sockets()
         try:
             # Raises ValueError outside the main thread.

@@ -40,7 +40,7 @@ class Histogram:
         """(upper bound, how many values are at most that), as Prometheus
         buckets are; the last bound is infinity."""
         out, total = [], 0
-        for bound, n in zip((*self.bounds, math.inf), self.counts):
+        for bound, n in zip((*self.bounds, math.inf), self.counts, strict=True):
             total += n
             out.append((bound, total))
         return out

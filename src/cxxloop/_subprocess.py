@@ -25,9 +25,18 @@ import os
 import subprocess
 import threading
 from asyncio.log import logger
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import _asyncio_internals as internals
+
+if TYPE_CHECKING:
+    # The asyncio loop the mixin is part of, for the type checker only:
+    # at run time it is a plain class, and Loop's other bases give it that.
+    from asyncio import BaseEventLoop as _LoopBase
+    from asyncio import Handle
+    from collections.abc import Callable
+else:
+    _LoopBase = object
 
 
 class _SubprocessTransport(internals.UnixSubprocessTransport):
@@ -55,9 +64,15 @@ def _reap(pid: int) -> int:
     return os.waitstatus_to_exitcode(status)
 
 
-class Subprocesses:
+class Subprocesses(_LoopBase):
     """Mixin of Loop. Needs the loop's _add_reader/_remove_reader,
     call_soon_threadsafe, run_in_executor and create_future."""
+
+    if TYPE_CHECKING:
+        # The C++ core's (CoreLoop), which comes first among Loop's bases.
+        def _add_reader(self, fd: int, callback: Callable[..., object], /, *args: Any,
+                        context: contextvars.Context | None = None) -> Handle: ...
+        def _remove_reader(self, fd: int, /) -> bool: ...
 
     def __init__(self) -> None:
         self._child_pidfds: dict[int, int] = {}  # pidfd -> pid, still running

@@ -124,7 +124,9 @@ async def start_tls(
     )
     # What a stream read before the upgrade is the start of the client's
     # handshake, which asyncio's server side hands on from 3.14.
-    buffer = internals.stream_reader_buffer(protocol) if server_side and internals.START_TLS_MOVES_STREAM_BUFFER else None
+    buffer = None
+    if server_side and internals.START_TLS_MOVES_STREAM_BUFFER:
+        buffer = internals.stream_reader_buffer(protocol)
     tls = loop._tls_take_over(
         transport, protocol, sslobj, incoming, outgoing, sslcontext, waiter, handshake_timeout, shutdown_timeout,
         bytes(buffer) if buffer else None,

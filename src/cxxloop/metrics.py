@@ -32,8 +32,8 @@ class _Metric:
 
 
 _METRICS = (
-    _Metric("iterations", "counter", "{iteration}", "Loop iterations: polls for I/O, each followed by a batch of callbacks.",
-            lambda s: s.iterations),
+    _Metric("iterations", "counter", "{iteration}",
+            "Loop iterations: polls for I/O, each followed by a batch of callbacks.", lambda s: s.iterations),
     _Metric("callbacks", "counter", "{callback}",
             "Callbacks run: handles, task steps and the I/O callbacks of transports.", lambda s: s.callbacks),
     _Metric("timers_scheduled", "counter", "{timer}", "Timers scheduled (call_later, call_at).",

@@ -15,9 +15,14 @@ from __future__ import annotations
 
 import asyncio
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 __all__ = ["AiohttpWorker", "UvicornWorker"]
+
+if TYPE_CHECKING:
+    # What the module's __getattr__ builds, declared for linters and type checkers.
+    AiohttpWorker: type
+    UvicornWorker: type
 
 
 def _aiohttp_worker() -> type:
@@ -25,7 +30,7 @@ def _aiohttp_worker() -> type:
 
     from . import new_event_loop
 
-    class AiohttpWorker(GunicornWebWorker):  # type: ignore[misc]
+    class AiohttpWorker(GunicornWebWorker):
         """aiohttp's GunicornWebWorker on a cxxloop loop."""
 
         def init_process(self) -> None:
@@ -45,7 +50,7 @@ def _uvicorn_worker() -> type:
     # (uvicorn.workers is deprecated).
     from uvicorn_worker import UvicornWorker as Base
 
-    class UvicornWorker(Base):  # type: ignore[misc]
+    class UvicornWorker(Base):
         """uvicorn's gunicorn worker with cxxloop as the loop factory."""
 
         # uvicorn resolves a "module:attr" loop as a loop factory.

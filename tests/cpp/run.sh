@@ -7,7 +7,7 @@ for variant in plain asan; do
   dir=build/cpp-tests-$variant
   sanitize=$([ $variant = asan ] && echo ON || echo OFF)
   cmake -S . -B "$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCXXLOOP_BUILD_EXTENSION=OFF \
-    -DCXXLOOP_BUILD_TESTS=ON -DCXXLOOP_SANITIZE=$sanitize > /dev/null
+    -DCXXLOOP_BUILD_TESTS=ON -DCXXLOOP_SANITIZE=$sanitize -DCXXLOOP_WERROR="${CXXLOOP_WERROR:-OFF}" > /dev/null
   cmake --build "$dir" -j2 > /dev/null
   echo "=== csrc/core unit tests ($variant)"
   "$dir/core_tests" --gtest_brief=1

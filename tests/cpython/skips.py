@@ -51,9 +51,12 @@ SKIPS: dict[str, Reason] = {
     # there is none). What the second protects, that send_signal() never
     # signals a reaped PID, runs on cxxloop as
     # test_send_signal_never_targets_reaped_pid in the same classes.
-    "test_subprocess__SubprocessThreadedWatcherTests::test_watcher_implementation": "checks the type of the stdlib loop's _watcher",
-    "test_subprocess__SubprocessPidfdWatcherTests::test_watcher_implementation": "checks the type of the stdlib loop's _watcher",
-    "test_subprocess__SubprocessThreadedWatcherTests::test_pid_not_reaped_before_exit_published": "reads the stdlib _ThreadedChildWatcher's threads",
+    "test_subprocess__SubprocessThreadedWatcherTests::test_watcher_implementation":
+        "checks the type of the stdlib loop's _watcher",
+    "test_subprocess__SubprocessPidfdWatcherTests::test_watcher_implementation":
+        "checks the type of the stdlib loop's _watcher",
+    "test_subprocess__SubprocessThreadedWatcherTests::test_pid_not_reaped_before_exit_published":
+        "reads the stdlib _ThreadedChildWatcher's threads",
     # Hands a Mock "socket" (fileno 12345, send() raising BrokenPipeError)
     # to _make_socket_transport: asyncio's transport calls the mock's send(),
     # cxxloop's C++ transport makes syscalls on fd 12345 and gets EBADF. No
@@ -66,13 +69,16 @@ SKIPS: dict[str, Reason] = {
     # neither: the read raises AttributeError in the protocol's task, reading
     # stays paused, and over plain TCP the connection never closes, so the
     # test, then its cleanup, wait forever.
-    "test_server_context__AsyncioEventLoopTests::test_gh140947": "polls the stdlib _SelectorSocketTransport's _paused; hangs",
-    "test_server_context__AsyncioEventLoopSSLTests::test_gh140947": "polls asyncio's SSLProtocol inside its TLS transport",
+    "test_server_context__AsyncioEventLoopTests::test_gh140947":
+        "polls the stdlib _SelectorSocketTransport's _paused; hangs",
+    "test_server_context__AsyncioEventLoopSSLTests::test_gh140947":
+        "polls asyncio's SSLProtocol inside its TLS transport",
     # Records the transport by patching asyncio's SSLProtocol.connection_made,
     # which cxxloop's C++ TLS transport never calls. That a connection whose
     # certificate fails verification leaves no cycle behind is what
     # test_start_tls_failed_certificate_no_cycles checks on cxxloop too.
-    "test_sslproto__BaseStartTLS::test_create_connection_ssl_failed_certificate_no_cycles": "patches asyncio's SSLProtocol.connection_made",
+    "test_sslproto__BaseStartTLS::test_create_connection_ssl_failed_certificate_no_cycles":
+        "patches asyncio's SSLProtocol.connection_made",
     # Holds back the TLS layer's output by calling pause_writing() on
     # asyncio's SSLProtocol (transport._ssl_protocol): cxxloop's TLS
     # transport is a single C++ object with no SSLProtocol inside. That
@@ -87,11 +93,13 @@ EXPECTED_FAILURES: dict[str, Reason] = {
     # versions; cxxloop marks itself running through the C
     # asyncio.events._set_running_loop it looked up at import, so the
     # pure-Python get_running_loop() sees no loop.
-    "test_events__TestPyGetEventLoop::test_get_running_loop_already_running": "sets the running loop through the function it looked up at import",
+    "test_events__TestPyGetEventLoop::test_get_running_loop_already_running":
+        "sets the running loop through the function it looked up at import",
     # asyncio (3.14) leaves the file at offset + bytes sent even when nothing
     # was sent (offset at the end of the file); the native path leaves the
     # file position where it was.
-    "test_sendfile__SendfileTestsBase::test_sendfile_offset": "loop.sendfile sending nothing leaves the file position unchanged",
+    "test_sendfile__SendfileTestsBase::test_sendfile_offset":
+        "loop.sendfile sending nothing leaves the file position unchanged",
 }
 
 # Five times the slowest CPython asyncio test on cxxloop (about 4 s here):

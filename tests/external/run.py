@@ -24,13 +24,13 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
-import compare  # noqa: E402
-import environment  # noqa: E402
-import pytest_runs  # noqa: E402
-import report  # noqa: E402
-import sources  # noqa: E402
-import suite as suites  # noqa: E402
-import venvs  # noqa: E402
+import compare
+import environment
+import pytest_runs
+import report
+import sources
+import suite as suites
+import venvs
 
 BUILD = venvs.REPO / "build" / "external"
 

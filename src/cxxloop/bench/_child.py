@@ -11,7 +11,6 @@ import argparse
 import asyncio
 import gc
 import json
-import sys
 import traceback
 
 from .loops import CEILING, describe, new_loop
@@ -78,4 +77,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -18,7 +18,7 @@ import platform
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from . import instructions, report
@@ -112,7 +112,7 @@ def _new_results(args: argparse.Namespace, argv: list[str] | None,
              for w in selected}
     return {
         "meta": {
-            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "started": datetime.now(UTC).isoformat(timespec="seconds"),
             "argv": sys.argv[1:] if argv is None else list(argv),
             "rounds": rounds,
             "quick": args.quick,

@@ -71,8 +71,9 @@ def table(results: dict) -> str:
                 versus = f"{diff:+.1f} ({diff / base['instructions_per_op']:+.2%} of {entry['variant_of']})"
             rows.append([name, loop, f"{per_op:,.1f}", versus])
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    lines = ["| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(row, widths)))
-             + " |" for row in rows]
+    lines = ["| " + " | ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                               for i, (c, w) in enumerate(zip(row, widths, strict=True))) + " |"
+             for row in rows]
     lines.insert(1, "|" + "|".join("-" * (w + 1) + ("-" if i < 2 else ":") for i, w in enumerate(widths)) + "|")
     return "\n".join(lines) + ("\n\nInstructions per operation counted by callgrind: the difference between "
                                "a run of the size shown in the JSON and one three times as large.")

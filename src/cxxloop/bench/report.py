@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import statistics
 from pathlib import Path
+from typing import Any
 
 from .loops import CEILING
 from .loops import get as get_loop
@@ -40,13 +41,14 @@ def paired_ratio(runs: dict[str, list[dict]], loop: str, base: str) -> float | N
     round. A round measures every loop back to back, so the ratio within
     it cancels what the machine's own speed does from round to round,
     which a ratio of the two medians, taken from different rounds, keeps."""
-    ratios = [a["ops_per_sec"] / b["ops_per_sec"] for a, b in zip(runs.get(loop, []), runs.get(base, []))
-              if _ok(a) and _ok(b)]
+    # A loop that was not measured has no runs: no ratio, rather than an error.
+    pairs = zip(runs.get(loop, []), runs.get(base, []), strict=False)
+    ratios = [a["ops_per_sec"] / b["ops_per_sec"] for a, b in pairs if _ok(a) and _ok(b)]
     return statistics.median(ratios) if ratios else None
 
 
 def summarize(results: dict) -> dict:
-    summary = {}
+    summary: dict[str, dict[str, Any]] = {}
     for name, workload in results["workloads"].items():
         runs = workload["runs"]
         medians, cpu, spreads = {}, {}, {}
@@ -127,11 +129,11 @@ def table(results: dict) -> str:
             *ratios,
             "-" if spread is None else f"{spread:.0%}",
         ])
-    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows)]
+    widths = [max(len(str(cell)) for cell in column) for column in zip(header, *rows, strict=True)]
 
     def line(cells: list[str]) -> str:
         # Names left-aligned, numbers right-aligned.
-        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths))]
+        parts = [c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
         return "| " + " | ".join(parts) + " |"
 
     rule = "|" + "|".join("-" * (w + 1) + ("-" if i < 2 else ":") for i, w in enumerate(widths)) + "|"

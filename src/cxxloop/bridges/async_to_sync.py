@@ -91,7 +91,7 @@ def _name(func: Callable[..., Any]) -> str:
 def _as_coroutine(func: Callable[..., Any], awaitable: object) -> Coroutine[Any, Any, Any]:
     if asyncio.iscoroutine(awaitable):
         return awaitable
-    if not hasattr(type(awaitable), "__await__"):
+    if not isinstance(awaitable, Awaitable):
         raise TypeError(
             f"async_to_sync(): {_name(func)}() returned "
             f"{type(awaitable).__name__}, not an awaitable"

@@ -25,6 +25,9 @@ from .timing import Measured
 # observability's are variants of the others': it comes last.
 _MODULES = ("micro", "transports", "net", "tls", "observability")
 
+# A workload's run(loop, size).
+Run = Callable[[asyncio.AbstractEventLoop, int], Measured]
+
 
 @dataclass(frozen=True)
 class Workload:
@@ -38,7 +41,7 @@ class Workload:
     description: str
     # run(loop, size) -> Measured. Must time only the part that runs on the
     # loop, never set-up or tear-down (a timing.Stopwatch reads both clocks).
-    run: Callable[[asyncio.AbstractEventLoop, int], Measured]
+    run: Run
     # Whether it runs on the loop's transports (sockets, TLS, datagrams,
     # pipes), the part a transport library such as aiofastnet replaces.
     transports: bool = False

@@ -1,8 +1,9 @@
 """Micro workloads: one event loop primitive each, no network.
 
 Every function takes a fresh loop and a size, and returns a Measured: the
-operations, and the wall and CPU time of the loop-running part only. Work is fed in batches from inside the running loop, so that the ready
-queue and the timer heap stay the size a busy program has, not millions deep.
+operations, and the wall and CPU time of the loop-running part only. Work
+is fed in batches from inside the running loop, so that the ready queue and
+the timer heap stay the size a busy program has, not millions deep.
 """
 
 from __future__ import annotations

@@ -20,7 +20,8 @@ import resource
 import shutil
 import subprocess
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
 from .. import native
 from . import Workload
@@ -112,7 +113,7 @@ async def stream_echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter
     writer.close()
 
 
-async def _serve_streams() -> asyncio.AbstractServer:
+async def _serve_streams() -> asyncio.Server:
     return await asyncio.start_server(stream_echo, HOST, 0)
 
 
@@ -155,7 +156,16 @@ async def _serve_sock() -> _SockServer:
     return _SockServer(asyncio.get_running_loop())
 
 
-SERVERS = {
+class _EchoServer(Protocol):
+    """What the workloads use of a server: asyncio.Server, or _SockServer."""
+
+    @property
+    def sockets(self) -> Sequence[Any]: ...
+    def close(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
+SERVERS: dict[str, Callable[[], Awaitable[_EchoServer]]] = {
     "protocol": lambda: _serve_protocol(EchoProtocol),
     "buffered": lambda: _serve_protocol(_EchoBuffered),
     "streams": _serve_streams,
@@ -189,6 +199,7 @@ def _c_server_ceiling(mode: list[str], load: Callable[[int, int], list[str]],
     def ceiling(millis: int) -> Measured:
         server = subprocess.Popen([str(native.binary("echo_server")), *mode], stdout=subprocess.PIPE, text=True,
                                   preexec_fn=_pinned(SERVER_CORE))
+        assert server.stdout is not None  # stdout=PIPE
         try:
             port = int(server.stdout.readline())
             out = subprocess.run(load(port, millis), capture_output=True, text=True, check=True,

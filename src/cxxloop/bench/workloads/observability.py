@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import replace
 
-from . import Workload, micro, net
+from . import Run, Workload, micro, net
 from .timing import Measured
 
 _BASES = ("call_soon", "gather", "echo_protocol_1k")
@@ -34,8 +34,7 @@ _SETUPS: dict[str, tuple[str, Callable[[asyncio.AbstractEventLoop], object]]] = 
 }
 
 
-def _set_up(run: Callable[[asyncio.AbstractEventLoop, int], Measured],
-            setup: Callable[[asyncio.AbstractEventLoop], object]) -> Callable[[asyncio.AbstractEventLoop, int], Measured]:
+def _set_up(run: Run, setup: Callable[[asyncio.AbstractEventLoop], object]) -> Run:
     def set_up_and_run(loop: asyncio.AbstractEventLoop, size: int) -> Measured:
         setup(loop)  # before the workload starts its clock
         return run(loop, size)

@@ -34,7 +34,7 @@ class _Budget:
         return True
 
 
-def _port(server: asyncio.AbstractServer) -> int:
+def _port(server: asyncio.Server) -> int:
     return server.sockets[0].getsockname()[1]
 
 

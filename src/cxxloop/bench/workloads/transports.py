@@ -76,12 +76,13 @@ async def _pipe_stream(mib: int) -> Measured:
 
     class Writer(asyncio.Protocol):
         def __init__(self):
-            self.resumed = None
+            self.resumed: asyncio.Future[None] | None = None
 
         def pause_writing(self):
             self.resumed = loop.create_future()
 
         def resume_writing(self):
+            assert self.resumed is not None  # set by the pause_writing() before
             self.resumed.set_result(None)
             self.resumed = None
 
