@@ -16,6 +16,7 @@ import contextvars
 from collections import Counter
 from dataclasses import dataclass
 
+
 class Custom(BaseException):
     """A BaseException that is neither SystemExit nor KeyboardInterrupt:
     asyncio's transports and handles report it like an Exception."""
@@ -33,7 +34,7 @@ REENTRY = ("soon", "later", "task", "write", "close")
 MAX_FIRINGS = 5
 
 
-def payload(index: int, size: int) -> bytes:
+def tagged(index: int, size: int) -> bytes:
     """Bytes that say which write they came from, wherever they are cut."""
     tag = b"<%d>" % index
     return (tag * (size // len(tag) + 1))[:size]
@@ -93,7 +94,7 @@ class Record:
         transport = self.writer
         if transport is not None:
             entry = self._log_write(transport, source, size)
-            data = data_type(payload(entry["index"], size))
+            data = data_type(tagged(entry["index"], size))
             if data_type is not bytes:
                 data.record = self
             self._call([entry], transport.sendto if self.datagram else transport.write, data)
@@ -106,7 +107,7 @@ class Record:
         if transport is not None and not transport.is_closing():
             entries = [self._log_write(transport, source, size) for _ in range(2)]
             self._call(entries, getattr(transport, "writelines", None),
-                       [payload(e["index"], size) for e in entries])
+                       [tagged(e["index"], size) for e in entries])
 
     @staticmethod
     def _call(entries, method, data) -> None:

@@ -21,7 +21,7 @@ import termios
 import time
 import warnings
 
-from fault_plan import Record, payload
+from fault_plan import Record, tagged
 from fault_worlds import WORLDS, in_context
 from parity import open_fds
 
@@ -279,7 +279,7 @@ class Run:
             "interrupts": self.interrupts,
             "timeouts": self.timeouts,
             "writes": [(w["source"], w["size"], w["result"], w["closing"], w["buffered"] != 0, status,
-                        w["after_peer_eof"]) for w, status in zip(record.writes, statuses)],
+                        w["after_peer_eof"]) for w, status in zip(record.writes, statuses, strict=True)],
             "unexplained_bytes": unexplained,
             # Whether queued data may be lost: an abort(), or a UDP peer gone.
             "may_lose": record.aborted or (record.datagram and peer is not None and peer.gone),
@@ -331,7 +331,7 @@ def delivery(writes, arrived, datagram):
     statuses = []
     position = 0
     for entry in writes:
-        data = payload(entry["index"], entry["size"])
+        data = tagged(entry["index"], entry["size"])
         if datagram:
             if position < len(arrived) and arrived[position] == data:
                 position += 1

@@ -362,7 +362,7 @@ def test_tls_connection_made_interrupted(contexts):
                 loop.run_until_complete(task)
             try:
                 transport, protocol = loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 1))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 outcome = "create_connection() waits for ever"
                 task.cancel()
                 transport = None
@@ -422,7 +422,7 @@ def test_tls_close_interrupted_by_get_buffer(contexts):
             try:
                 loop.run_until_complete(asyncio.wait_for(asyncio.shield(protocol.lost), 1))
                 outcome = "connection_lost"
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 outcome = "still shutting down"
                 transport.abort()
                 loop.run_until_complete(protocol.lost)

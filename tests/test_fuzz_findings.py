@@ -14,14 +14,8 @@ import socket
 import weakref
 
 import pytest
-from parity import LOOPS, on_both
 
-
-def outcome(call):
-    try:
-        return ("returned", call())
-    except Exception as exc:  # the point is to compare what each raises
-        return (type(exc).__name__, str(exc))
+from parity import LOOPS, on_both, outcome
 
 
 @pytest.mark.xfail(strict=True, reason="cxxloop's datagram transport raises NotImplementedError from "

@@ -30,10 +30,11 @@ from __future__ import annotations
 
 import os
 
-from fault_plan import REENTRY, TRANSPORT_ACTIONS
-from fault_run import Run
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+
+from fault_plan import REENTRY, TRANSPORT_ACTIONS
+from fault_run import Run
 from parity import LOOPS
 
 STREAM_CALLBACKS = ["connection_made", "data_received", "eof_received", "pause_writing", "resume_writing",
@@ -158,7 +159,7 @@ def lost_writes(outcome, tls):
     writes = outcome["writes"]
     may_lose = outcome["may_lose"] or any(r[0].startswith("Fatal") for r in outcome["reports"])
     problems = []
-    for index, (source, size, result, closing, buffered, status, after_peer_eof) in enumerate(writes):
+    for index, (source, size, result, closing, _buffered, status, after_peer_eof) in enumerate(writes):
         if size > MAX_DATAGRAM and outcome["datagram"]:
             continue  # too large to send: error_received
         if tls and after_peer_eof:

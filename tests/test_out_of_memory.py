@@ -14,11 +14,12 @@ fill the limit would take it hours.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
 import pytest
+
+from parity import under_asan
 
 CHILD = r"""
 import asyncio, resource, socket
@@ -58,7 +59,7 @@ with asyncio.Runner(loop_factory=cxxloop.new_event_loop) as runner:
 """
 
 
-@pytest.mark.skipif("libasan" in os.environ.get("LD_PRELOAD", ""),
+@pytest.mark.skipif(under_asan(),
                     reason="ASan reserves its shadow memory up front: an address-space limit stops it")
 def test_a_full_write_queue_is_a_memory_error():
     done = subprocess.run([sys.executable, "-c", CHILD], capture_output=True, text=True, timeout=60)
