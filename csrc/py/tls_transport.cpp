@@ -184,10 +184,13 @@ int TlsTransport::tls_fatal(const char* message) {
     return report(message, exc.get());
 }
 
-// For a raised exception inside the state machine: a BaseException
-// unwinds the loop, anything else is sslproto's fatal error.
+// For a raised exception inside the state machine, where sslproto has
+// `except Exception`: an Exception is its fatal error; anything else
+// (KeyboardInterrupt, SystemExit, any other BaseException) goes on up, to
+// the socket's read handler, which reports it as the socket transport
+// does, or to the caller of write(), close() and the like.
 int TlsTransport::app_report(const char* message) {
-    if (must_propagate()) return -1;
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
     return tls_fatal(message);
 }
 
@@ -592,7 +595,7 @@ int TlsTransport::read_into_buffer() {
 // close_notify, which the SSL will not report again, is taken up when the
 // transport reads next.
 int TlsTransport::deliver_failed(bool close_notify) {
-    if (close_notify && must_propagate()) close_notify_unhandled = true;
+    if (close_notify && !PyErr_ExceptionMatches(PyExc_Exception)) close_notify_unhandled = true;
     return -1;
 }
 
@@ -610,7 +613,8 @@ int TlsTransport::call_eof_received() {
     ModuleState* st = state();
     Ref keep_open = Ref::steal(PyObject_CallMethodNoArgs(protocol, st->s_eof_received));
     int truth = keep_open ? PyObject_IsTrue(keep_open.get()) : -1;
-    if (truth < 0) return app_report("Error calling eof_received()");
+    // sslproto catches every BaseException here but the two that unwind.
+    if (truth < 0) return must_propagate() ? -1 : tls_fatal("Error calling eof_received()");
     if (truth) {
         Ref r = Ref::steal(PyObject_CallMethod(st->logger, "warning", "s",
                                                "returning true from eof_received() has no effect when using ssl"));
@@ -901,7 +905,7 @@ int TlsTransport::check_shutdown_timeout() {
 // sslproto's _do_flush.
 int TlsTransport::do_flush() {
     if (do_read() < 0) {
-        if (must_propagate()) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
             // A BaseException out of the protocol's last reads (close()
             // calls them) leaves the shutdown half done; it goes on when
             // the loop runs again. sslproto stays flushing until its
