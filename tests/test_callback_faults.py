@@ -435,3 +435,54 @@ def test_tls_close_interrupted_by_get_buffer(contexts):
     with asyncio_leaks_dropped():
         results = {name: run(factory) for name, factory in LOOPS.items()}
     assert results == {"asyncio": "still shutting down", "cxxloop": "connection_lost"}
+
+
+class Custom(BaseException):
+    """Neither KeyboardInterrupt nor SystemExit: reported, not propagated."""
+
+
+@pytest.mark.parametrize("where", ["data_received", "eof_received"])
+def test_a_base_exception_of_its_own_in_a_tls_read_callback(contexts, where):
+    # sslproto catches only Exception around its reads: another
+    # BaseException goes on up to the socket transport's read handler, whose
+    # report names buffer_updated(); around eof_received() it catches every
+    # BaseException but the two that unwind.
+    server_context, client_context = contexts
+
+    class Raises(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data):
+            if where == "data_received":
+                raise Custom(where)
+
+        def eof_received(self):
+            raise Custom(where)
+
+        def connection_lost(self, exc):
+            self.lost.set_result(type(exc).__name__ if exc else None)
+
+    class ClosesAfterReply(Echo):
+        def data_received(self, data):
+            self.transport.write(data)
+            self.transport.close()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        reports = []
+        loop.set_exception_handler(lambda _loop, context: reports.append(
+            (context["message"], type(context.get("exception")).__name__)))
+        server = await loop.create_server(ClosesAfterReply, "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        transport, protocol = await loop.create_connection(Raises, "127.0.0.1", port, ssl=client_context,
+                                                           server_hostname="localhost")
+        transport.write(b"ping")
+        lost = await asyncio.wait_for(protocol.lost, 5)
+        server.close()
+        await server.wait_closed()
+        return reports, lost
+
+    with asyncio_leaks_dropped():
+        reports, lost = agree(main)
+    assert reports[0][1] == "Custom" and lost == "Custom"
