@@ -207,10 +207,12 @@ def comparable(plan, outcome):
         # falls among them (and so in which step an interrupt from one of
         # them comes), and whether its exit (a pidfd, or a watcher thread)
         # comes before the EOF on its stdout, differ from run to run, on
-        # either loop. Which of them ran, and what arrived, are compared.
+        # either loop. Which of them ran, what the writes did (whose order
+        # follows the callbacks'), and what arrived, are compared.
         timed = ("pipe_data_received", "pause_writing", "resume_writing", "process_exited")
         outcome["timed"] = sorted({e[1] for e in outcome["events"] if e[1] in timed})
         outcome["events"] = [e for e in outcome["events"] if e[1] not in timed]
+        outcome["writes"] = sorted(outcome["writes"])
         outcome["interrupts"] = sorted(kind for _, kind in outcome["interrupts"])
     if plan["kind"] in TLS_KINDS:
         if any(fault[0] in READ_CALLBACKS and fault[2][-1:] in BASE_EXCEPTIONS for fault in plan["faults"]):
