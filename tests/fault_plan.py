@@ -69,10 +69,9 @@ class Record:
         self.writer = None
         self.absent: set = set()  # (role, method) pairs that are not to be called
         self.losing = frozenset({"abort"})  # transport methods after which what was queued may be lost
-        self.aborted = False  # an abort() ran: what was queued may be lost
+        self.aborted = False  # one of `losing` ran: what was queued may be lost
         self.peer_ended = False  # the peer has sent its EOF (or close_notify)
         self.received = bytearray()
-        self.buffers: list[bytearray] = []
 
     def note(self, what: str) -> None:
         self.notes.append(what)

@@ -281,7 +281,8 @@ class Run:
             "writes": [(w["source"], w["size"], w["result"], w["closing"], w["buffered"] != 0, status,
                         w["after_peer_eof"]) for w, status in zip(record.writes, statuses, strict=True)],
             "unexplained_bytes": unexplained,
-            # Whether queued data may be lost: an abort(), or a UDP peer gone.
+            # Whether queued data may be lost: an abort() (or what else the
+            # world's `losing` names), or a UDP peer gone.
             "may_lose": record.aborted or (record.datagram and peer is not None and peer.gone),
             "datagram": record.datagram,
             "received": hashlib.sha1(bytes(record.received)).hexdigest()[:12],
