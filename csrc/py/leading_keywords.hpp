@@ -4,20 +4,31 @@
 // read them by position; these adapters move such keywords into place
 // first. A call that passes its leading arguments by position pays one test.
 //
-// Sig is a struct naming the method and its leading parameters:
-//   struct CallLaterSig {
-//       static constexpr const char* method = "call_later";
-//       static constexpr const char* params[] = {"delay", "callback"};
-//   };
+// Sig names the method and its leading parameters, as asyncio does:
+//   method_fastcall_kw<by_keyword<call_later, Sig<"call_later", "delay", "callback">>>(...)
 #pragma once
 
 #include <Python.h>
 
+#include <algorithm>
 #include <cstddef>
 #include <iterator>
 #include <span>
 
 namespace cxxloop::py {
+
+// A string literal as a template argument.
+template <size_t N>
+struct Literal {
+    char text[N];
+    constexpr Literal(const char (&s)[N]) { std::copy_n(s, N, text); }
+};
+
+template <Literal Method, Literal... Params>
+struct Sig {
+    static constexpr const char* method = Method.text;
+    static constexpr const char* params[] = {Params.text...};
+};
 
 using FastcallKw = PyObject* (*)(PyObject*, PyObject* const*, size_t, PyObject*);
 

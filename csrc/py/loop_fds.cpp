@@ -318,53 +318,16 @@ void drop_fd_watches(CoreLoop* self, int fd) {
     Py_XDECREF(fileobj);
 }
 
-namespace {
-
-// The names asyncio gives the leading parameters (leading_keywords.hpp).
-struct AddReaderSig {
-    static constexpr const char* method = "add_reader";
-    static constexpr const char* params[] = {"fd", "callback"};
-};
-struct AddWriterSig {
-    static constexpr const char* method = "add_writer";
-    static constexpr const char* params[] = {"fd", "callback"};
-};
-struct RemoveReaderSig {
-    static constexpr const char* method = "remove_reader";
-    static constexpr const char* params[] = {"fd"};
-};
-struct RemoveWriterSig {
-    static constexpr const char* method = "remove_writer";
-    static constexpr const char* params[] = {"fd"};
-};
-struct PrivateAddReaderSig {
-    static constexpr const char* method = "_add_reader";
-    static constexpr const char* params[] = {"fd", "callback"};
-};
-struct PrivateAddWriterSig {
-    static constexpr const char* method = "_add_writer";
-    static constexpr const char* params[] = {"fd", "callback"};
-};
-struct PrivateRemoveReaderSig {
-    static constexpr const char* method = "_remove_reader";
-    static constexpr const char* params[] = {"fd"};
-};
-struct PrivateRemoveWriterSig {
-    static constexpr const char* method = "_remove_writer";
-    static constexpr const char* params[] = {"fd"};
-};
-
-}  // namespace
-
+// Their leading parameters may come by keyword too (leading_keywords.hpp).
 const PyMethodDef loop_fd_methods[] = {
-    method_fastcall_kw<positional_by_keyword<add_reader, AddReaderSig>>("add_reader", "add_reader($self, fd, callback, *args)\n--\n\nCall callback(*args) while fd is readable."),
-    method_fastcall_kw<positional_by_keyword<add_writer, AddWriterSig>>("add_writer", "add_writer($self, fd, callback, *args)\n--\n\nCall callback(*args) while fd is writable."),
-    method_fastcall_kw<one_by_keyword<remove_reader, RemoveReaderSig>>("remove_reader", "remove_reader($self, fd)\n--\n\nStop watching fd for reading; return True if it was watched."),
-    method_fastcall_kw<one_by_keyword<remove_writer, RemoveWriterSig>>("remove_writer", "remove_writer($self, fd)\n--\n\nStop watching fd for writing; return True if it was watched."),
-    method_fastcall_kw<by_keyword<private_add_reader, PrivateAddReaderSig>>("_add_reader", "_add_reader($self, fd, callback, *args, context=None)\n--\n\n"),
-    method_fastcall_kw<by_keyword<private_add_writer, PrivateAddWriterSig>>("_add_writer", "_add_writer($self, fd, callback, *args, context=None)\n--\n\n"),
-    method_fastcall_kw<one_by_keyword<private_remove_reader, PrivateRemoveReaderSig>>("_remove_reader", "_remove_reader($self, fd)\n--\n\n"),
-    method_fastcall_kw<one_by_keyword<private_remove_writer, PrivateRemoveWriterSig>>("_remove_writer", "_remove_writer($self, fd)\n--\n\n"),
+    method_fastcall_kw<positional_by_keyword<add_reader, Sig<"add_reader", "fd", "callback">>>("add_reader", "add_reader($self, fd, callback, *args)\n--\n\nCall callback(*args) while fd is readable."),
+    method_fastcall_kw<positional_by_keyword<add_writer, Sig<"add_writer", "fd", "callback">>>("add_writer", "add_writer($self, fd, callback, *args)\n--\n\nCall callback(*args) while fd is writable."),
+    method_fastcall_kw<one_by_keyword<remove_reader, Sig<"remove_reader", "fd">>>("remove_reader", "remove_reader($self, fd)\n--\n\nStop watching fd for reading; return True if it was watched."),
+    method_fastcall_kw<one_by_keyword<remove_writer, Sig<"remove_writer", "fd">>>("remove_writer", "remove_writer($self, fd)\n--\n\nStop watching fd for writing; return True if it was watched."),
+    method_fastcall_kw<by_keyword<private_add_reader, Sig<"_add_reader", "fd", "callback">>>("_add_reader", "_add_reader($self, fd, callback, *args, context=None)\n--\n\n"),
+    method_fastcall_kw<by_keyword<private_add_writer, Sig<"_add_writer", "fd", "callback">>>("_add_writer", "_add_writer($self, fd, callback, *args, context=None)\n--\n\n"),
+    method_fastcall_kw<one_by_keyword<private_remove_reader, Sig<"_remove_reader", "fd">>>("_remove_reader", "_remove_reader($self, fd)\n--\n\n"),
+    method_fastcall_kw<one_by_keyword<private_remove_writer, Sig<"_remove_writer", "fd">>>("_remove_writer", "_remove_writer($self, fd)\n--\n\n"),
     method_o<watched_events>("_watched_events", nullptr),
     kMethodsEnd,
 };

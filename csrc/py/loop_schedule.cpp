@@ -329,38 +329,18 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
     return new_task(self, args, kwnames);
 }
 
-struct CallSoonSig {
-    static constexpr const char* method = "call_soon";
-    static constexpr const char* params[] = {"callback"};
-};
-struct CallSoonThreadsafeSig {
-    static constexpr const char* method = "call_soon_threadsafe";
-    static constexpr const char* params[] = {"callback"};
-};
-struct CallAtSig {
-    static constexpr const char* method = "call_at";
-    static constexpr const char* params[] = {"when", "callback"};
-};
-struct CallLaterSig {
-    static constexpr const char* method = "call_later";
-    static constexpr const char* params[] = {"delay", "callback"};
-};
-struct CreateTaskSig {
-    static constexpr const char* method = "create_task";
-    static constexpr const char* params[] = {"coro"};
-};
-
 }  // namespace
 
+// Their leading parameters may come by keyword too (leading_keywords.hpp).
 const PyMethodDef loop_schedule_methods[] = {
-    method_fastcall_kw<by_keyword<call_soon, CallSoonSig>>("call_soon", "call_soon($self, callback, *args, context=None)\n--\n\nCall callback(*args) soon; return its Handle."),
-    method_fastcall_kw<by_keyword<call_soon_threadsafe, CallSoonThreadsafeSig>>("call_soon_threadsafe",
+    method_fastcall_kw<by_keyword<call_soon, Sig<"call_soon", "callback">>>("call_soon", "call_soon($self, callback, *args, context=None)\n--\n\nCall callback(*args) soon; return its Handle."),
+    method_fastcall_kw<by_keyword<call_soon_threadsafe, Sig<"call_soon_threadsafe", "callback">>>("call_soon_threadsafe",
                                              "call_soon_threadsafe($self, callback, *args, context=None)\n--\n\nLike call_soon(), but safe from any thread; wakes the loop."),
-    method_fastcall_kw<by_keyword<call_at, CallAtSig>>("call_at", "call_at($self, when, callback, *args, context=None)\n--\n\nCall callback(*args) at loop.time() `when`; return its TimerHandle."),
-    method_fastcall_kw<by_keyword<call_later, CallLaterSig>>("call_later", "call_later($self, delay, callback, *args, context=None)\n--\n\nCall callback(*args) after `delay` seconds; return its TimerHandle."),
+    method_fastcall_kw<by_keyword<call_at, Sig<"call_at", "when", "callback">>>("call_at", "call_at($self, when, callback, *args, context=None)\n--\n\nCall callback(*args) at loop.time() `when`; return its TimerHandle."),
+    method_fastcall_kw<by_keyword<call_later, Sig<"call_later", "delay", "callback">>>("call_later", "call_later($self, delay, callback, *args, context=None)\n--\n\nCall callback(*args) after `delay` seconds; return its TimerHandle."),
     method_noargs<loop_time>("time", "Return the loop's clock: time.monotonic()."),
     method_noargs<create_future>("create_future", "Create an asyncio.Future attached to the loop."),
-    method_fastcall_kw<by_keyword<create_task, CreateTaskSig>>("create_task", "create_task($self, coro, **kwargs)\n--\n\nSchedule the coroutine as a Task (or through the task factory)."),
+    method_fastcall_kw<by_keyword<create_task, Sig<"create_task", "coro">>>("create_task", "create_task($self, coro, **kwargs)\n--\n\nSchedule the coroutine as a Task (or through the task factory)."),
     kMethodsEnd,
 };
 
