@@ -12,6 +12,7 @@ import pytest
 from cxxloop import _watch
 from cxxloop.bench.loops import new_loop
 from cxxloop.bench.workloads import all_workloads
+from parity import under_asan
 
 VARIANTS = [w for w in all_workloads().values() if w.variant_of]
 
@@ -57,6 +58,8 @@ def test_a_variant_is_measured_on_cxxloop_only(tmp_path):
 def test_instructions_are_counted_with_callgrind(tmp_path):
     if shutil.which("valgrind") is None:
         pytest.skip("valgrind is not installed (tools/apt-deps installs it)")
+    if under_asan():
+        pytest.skip("valgrind cannot run an AddressSanitizer build")
     out = tmp_path / "results"
     proc = subprocess.run(
         [sys.executable, "-m", "cxxloop", "bench", "--instructions", "--loops", "cxxloop", "--only", "call_soon",

@@ -397,6 +397,11 @@ def test_the_ssl_object_is_an_ordinary_one_after_the_connection(contexts):
         reader, writer = await asyncio.open_connection(
             "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
         sslobj = writer.get_extra_info("ssl_object")
+        # Code that reaches for the context behind a TLS transport (aiohttp's
+        # connector tests do) finds the one given: asyncio keeps it as
+        # transport._ssl_protocol._sslcontext, the C++ transport as _sslcontext.
+        assert type(writer.transport) is _core.SSLTransport
+        assert writer.transport._sslcontext is client_ctx
         writer.write(b"ping")
         assert await reader.readexactly(4) == b"ping"
         writer.close()
@@ -410,28 +415,6 @@ def test_the_ssl_object_is_an_ordinary_one_after_the_connection(contexts):
     assert sslobj.pending() == 0
     with pytest.raises(ssl.SSLError):
         sslobj.read(10)  # the TLS session is over
-
-
-def test_the_transport_names_its_context_as_sslproto_does(contexts):
-    """Code that reaches for the context behind a TLS transport (aiohttp's
-    connector tests do) finds the one given: asyncio keeps it as
-    transport._ssl_protocol._sslcontext, the C++ transport as _sslcontext."""
-    server_ctx, client_ctx = contexts
-
-    async def main():
-        server = await asyncio.start_server(stream_echo, "127.0.0.1", 0, ssl=server_ctx)
-        port = server.sockets[0].getsockname()[1]
-        reader, writer = await asyncio.open_connection(
-            "127.0.0.1", port, ssl=client_ctx, server_hostname="localhost")
-        transport = writer.transport
-        assert type(transport) is _core.SSLTransport
-        assert transport._sslcontext is client_ctx
-        writer.close()
-        await writer.wait_closed()
-        server.close()
-        await server.wait_closed()
-
-    run(main())
 
 
 @pytest.mark.parametrize("path", ["create_connection", "start_tls"])

@@ -15,6 +15,7 @@
 
 #include "handle.hpp"
 #include "loop.hpp"
+#include "leading_keywords.hpp"
 #include "methods.hpp"
 
 namespace cxxloop::py {
@@ -317,15 +318,16 @@ void drop_fd_watches(CoreLoop* self, int fd) {
     Py_XDECREF(fileobj);
 }
 
+// Their leading parameters may come by keyword too (leading_keywords.hpp).
 const PyMethodDef loop_fd_methods[] = {
-    method_fastcall<add_reader>("add_reader", "add_reader($self, fd, callback, /, *args)\n--\n\nCall callback(*args) while fd is readable."),
-    method_fastcall<add_writer>("add_writer", "add_writer($self, fd, callback, /, *args)\n--\n\nCall callback(*args) while fd is writable."),
-    method_o<remove_reader>("remove_reader", "Stop watching fd for reading; return True if it was watched."),
-    method_o<remove_writer>("remove_writer", "Stop watching fd for writing; return True if it was watched."),
-    method_fastcall_kw<private_add_reader>("_add_reader", "_add_reader($self, fd, callback, /, *args, context=None)\n--\n\n"),
-    method_fastcall_kw<private_add_writer>("_add_writer", "_add_writer($self, fd, callback, /, *args, context=None)\n--\n\n"),
-    method_o<private_remove_reader>("_remove_reader", nullptr),
-    method_o<private_remove_writer>("_remove_writer", nullptr),
+    method_fastcall_kw<positional_by_keyword<add_reader, Sig<"add_reader", "fd", "callback">>>("add_reader", "add_reader($self, fd, callback, *args)\n--\n\nCall callback(*args) while fd is readable."),
+    method_fastcall_kw<positional_by_keyword<add_writer, Sig<"add_writer", "fd", "callback">>>("add_writer", "add_writer($self, fd, callback, *args)\n--\n\nCall callback(*args) while fd is writable."),
+    method_fastcall_kw<one_by_keyword<remove_reader, Sig<"remove_reader", "fd">>>("remove_reader", "remove_reader($self, fd)\n--\n\nStop watching fd for reading; return True if it was watched."),
+    method_fastcall_kw<one_by_keyword<remove_writer, Sig<"remove_writer", "fd">>>("remove_writer", "remove_writer($self, fd)\n--\n\nStop watching fd for writing; return True if it was watched."),
+    method_fastcall_kw<by_keyword<private_add_reader, Sig<"_add_reader", "fd", "callback">>>("_add_reader", "_add_reader($self, fd, callback, *args, context=None)\n--\n\n"),
+    method_fastcall_kw<by_keyword<private_add_writer, Sig<"_add_writer", "fd", "callback">>>("_add_writer", "_add_writer($self, fd, callback, *args, context=None)\n--\n\n"),
+    method_fastcall_kw<one_by_keyword<private_remove_reader, Sig<"_remove_reader", "fd">>>("_remove_reader", "_remove_reader($self, fd)\n--\n\n"),
+    method_fastcall_kw<one_by_keyword<private_remove_writer, Sig<"_remove_writer", "fd">>>("_remove_writer", "_remove_writer($self, fd)\n--\n\n"),
     method_o<watched_events>("_watched_events", nullptr),
     kMethodsEnd,
 };

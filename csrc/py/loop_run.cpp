@@ -9,6 +9,7 @@
 #include "handle.hpp"
 #include "loop.hpp"
 #include "loop_watch.hpp"
+#include "leading_keywords.hpp"
 #include "methods.hpp"
 #include "transport.hpp"
 
@@ -455,20 +456,21 @@ int init_run_until_complete_cb(PyObject* module, ModuleState* st) {
     return st->run_until_complete_cb ? 0 : -1;
 }
 
+// Their parameters may come by keyword too (leading_keywords.hpp).
 const PyMethodDef loop_run_methods[] = {
     method_noargs<run_forever>("run_forever", "Run the loop until stop() is called."),
-    method_o<run_until_complete>("run_until_complete", "Run until the future (or coroutine) is done."),
+    method_fastcall_kw<one_by_keyword<run_until_complete, Sig<"run_until_complete", "future">>>("run_until_complete", "run_until_complete($self, future)\n--\n\nRun until the future (or coroutine) is done."),
     method_noargs<run_once_method>("_run_once", nullptr),
     method_noargs<run_forever_setup>("_run_forever_setup", nullptr),
     method_noargs<run_forever_cleanup>("_run_forever_cleanup", nullptr),
     method_noargs<write_to_self>("_write_to_self", nullptr),
-    method_o<timer_handle_cancelled>("_timer_handle_cancelled", nullptr),
+    method_fastcall_kw<one_by_keyword<timer_handle_cancelled, Sig<"_timer_handle_cancelled", "handle">>>("_timer_handle_cancelled", "_timer_handle_cancelled($self, handle)\n--\n\n"),
     method_noargs<stop_method>("stop", "Stop after the callbacks of the current iteration have run."),
     method_noargs<close_method>("close", "Close the loop; pending callbacks are discarded."),
     method_noargs<is_running>("is_running", "Return True if the loop is running."),
     method_noargs<is_closed>("is_closed", "Return True if the loop was closed."),
     method_noargs<get_debug>("get_debug", "Return the debug-mode flag."),
-    method_o<set_debug>("set_debug", "Set the debug-mode flag."),
+    method_fastcall_kw<one_by_keyword<set_debug, Sig<"set_debug", "enabled">>>("set_debug", "set_debug($self, enabled)\n--\n\nSet the debug-mode flag."),
     kMethodsEnd,
 };
 

@@ -11,6 +11,7 @@
 #include "../core/clock.hpp"
 #include "handle.hpp"
 #include "loop.hpp"
+#include "leading_keywords.hpp"
 #include "methods.hpp"
 
 namespace cxxloop::py {
@@ -316,32 +317,8 @@ PyObject* factory_task(CoreLoop* self, PyObject* const* args, PyObject* kwnames)
     return r ? task.release() : nullptr;
 }
 
-PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames);
-
-// create_task(coro=...), which asyncio's takes too: the call again with the
-// coroutine moved to the front, off the positional path every task takes.
-PyObject* create_task_by_keyword(PyObject* op, PyObject* const* args, PyObject* kwnames) {
-    ModuleState* st = reinterpret_cast<CoreLoop*>(op)->s.st;
-    Py_ssize_t nkw = PyTuple_GET_SIZE(kwnames);
-    for (Py_ssize_t i = 0; i < nkw; ++i) {
-        if (!name_is(st, PyTuple_GET_ITEM(kwnames, i), st->s_coro)) continue;
-        Ref rest = Ref::steal(PyTuple_New(nkw - 1));
-        if (!rest) return nullptr;
-        std::vector<PyObject*> call{args[i]};
-        for (Py_ssize_t j = 0; j < nkw; ++j) {
-            if (j == i) continue;
-            PyTuple_SET_ITEM(rest.get(), Py_ssize_t(call.size()) - 1, Py_NewRef(PyTuple_GET_ITEM(kwnames, j)));
-            call.push_back(args[j]);
-        }
-        return create_task(op, call.data(), 1, nkw > 1 ? rest.get() : nullptr);
-    }
-    PyErr_SetString(PyExc_TypeError, "create_task() missing required argument 'coro'");
-    return nullptr;
-}
-
 PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObject* kwnames) {
     CoreLoop* self = reinterpret_cast<CoreLoop*>(op);
-    if (PyVectorcall_NARGS(nargsf) == 0 && kwnames) return create_task_by_keyword(op, args, kwnames);
     if (PyVectorcall_NARGS(nargsf) != 1) {
         PyErr_Format(PyExc_TypeError, "create_task() takes 1 positional argument but %zd were given",
                      PyVectorcall_NARGS(nargsf));
@@ -354,15 +331,16 @@ PyObject* create_task(PyObject* op, PyObject* const* args, size_t nargsf, PyObje
 
 }  // namespace
 
+// Their leading parameters may come by keyword too (leading_keywords.hpp).
 const PyMethodDef loop_schedule_methods[] = {
-    method_fastcall_kw<call_soon>("call_soon", "call_soon($self, callback, /, *args, context=None)\n--\n\nCall callback(*args) soon; return its Handle."),
-    method_fastcall_kw<call_soon_threadsafe>("call_soon_threadsafe",
-                                             "call_soon_threadsafe($self, callback, /, *args, context=None)\n--\n\nLike call_soon(), but safe from any thread; wakes the loop."),
-    method_fastcall_kw<call_at>("call_at", "call_at($self, when, callback, /, *args, context=None)\n--\n\nCall callback(*args) at loop.time() `when`; return its TimerHandle."),
-    method_fastcall_kw<call_later>("call_later", "call_later($self, delay, callback, /, *args, context=None)\n--\n\nCall callback(*args) after `delay` seconds; return its TimerHandle."),
+    method_fastcall_kw<by_keyword<call_soon, Sig<"call_soon", "callback">>>("call_soon", "call_soon($self, callback, *args, context=None)\n--\n\nCall callback(*args) soon; return its Handle."),
+    method_fastcall_kw<by_keyword<call_soon_threadsafe, Sig<"call_soon_threadsafe", "callback">>>("call_soon_threadsafe",
+                                             "call_soon_threadsafe($self, callback, *args, context=None)\n--\n\nLike call_soon(), but safe from any thread; wakes the loop."),
+    method_fastcall_kw<by_keyword<call_at, Sig<"call_at", "when", "callback">>>("call_at", "call_at($self, when, callback, *args, context=None)\n--\n\nCall callback(*args) at loop.time() `when`; return its TimerHandle."),
+    method_fastcall_kw<by_keyword<call_later, Sig<"call_later", "delay", "callback">>>("call_later", "call_later($self, delay, callback, *args, context=None)\n--\n\nCall callback(*args) after `delay` seconds; return its TimerHandle."),
     method_noargs<loop_time>("time", "Return the loop's clock: time.monotonic()."),
     method_noargs<create_future>("create_future", "Create an asyncio.Future attached to the loop."),
-    method_fastcall_kw<create_task>("create_task", "create_task($self, coro, **kwargs)\n--\n\nSchedule the coroutine as a Task (or through the task factory)."),
+    method_fastcall_kw<by_keyword<create_task, Sig<"create_task", "coro">>>("create_task", "create_task($self, coro, **kwargs)\n--\n\nSchedule the coroutine as a Task (or through the task factory)."),
     kMethodsEnd,
 };
 

@@ -82,7 +82,6 @@ struct CoreLoop;
     X(context, "context")                                                \
     X(loop, "loop")                                                      \
     X(name, "name")                                                      \
-    X(coro, "coro")                                                      \
     X(debug, "debug")                                                    \
     X(wait, "wait")                                                      \
     X(message, "message")                                                \
