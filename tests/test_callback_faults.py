@@ -295,3 +295,194 @@ def test_a_read_pipe_still_sees_its_eof_after_a_keyboard_interrupt():
     assert results["cxxloop"] == results["asyncio"], results
     received, events, interrupts = results["cxxloop"]
     assert received == b"abc" and events[-1] == "connection_lost" and interrupts == 1
+
+
+class CountsBuffers(BufferedInterrupted):
+    def get_buffer(self, sizehint):
+        self.events.append("get_buffer")
+        return self.buf
+
+
+def test_a_buffered_protocol_is_asked_for_a_buffer_only_when_data_waits():
+    # After a KeyboardInterrupt out of buffer_updated, and after
+    # resume_reading(), the transport reads again without a readiness
+    # report; asyncio calls get_buffer() only when the selector says there
+    # is something to read, and so must cxxloop.
+    def run(factory):
+        loop = factory()
+        try:
+            a, peer = socket.socketpair()
+            a.setblocking(False)
+            protocol = CountsBuffers(["buffer_updated"])
+            transport, _ = loop.run_until_complete(loop.connect_accepted_socket(lambda: protocol, a))
+            peer.send(b"first")
+            with pytest.raises(KeyboardInterrupt):
+                loop.run_until_complete(asyncio.sleep(0.05))
+            loop.run_until_complete(asyncio.sleep(0.05))
+            transport.pause_reading()
+            transport.resume_reading()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            peer.send(b"second")
+            loop.run_until_complete(asyncio.sleep(0.05))
+            peer.close()
+            loop.run_until_complete(asyncio.sleep(0.05))
+            return bytes(protocol.received), protocol.events
+        finally:
+            loop.close()
+
+    results = {name: run(factory) for name, factory in LOOPS.items()}
+    assert results["cxxloop"] == results["asyncio"], results
+    assert results["cxxloop"] == (b"firstsecond", ["get_buffer", "buffer_updated", "get_buffer", "buffer_updated",
+                                                   "get_buffer", "connection_lost"])
+
+
+def test_tls_connection_made_interrupted(contexts):
+    # A KeyboardInterrupt out of a TLS protocol's connection_made(): asyncio's
+    # sslproto skips setting the waiter, so create_connection() never
+    # returns (here: a time-out). cxxloop's TLS transport sets it before
+    # the loop unwinds, as asyncio's plain socket transports do, and the
+    # connection then carries data both ways.
+    server_context, client_context = contexts
+
+    class Raises(asyncio.Protocol):
+        def connection_made(self, transport):
+            raise KeyboardInterrupt("connection_made")
+
+        def data_received(self, data):
+            self.got = data
+
+    def run(factory):
+        loop = factory()
+        try:
+            server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", 0, ssl=server_context))
+            port = server.sockets[0].getsockname()[1]
+            task = loop.create_task(loop.create_connection(Raises, "127.0.0.1", port, ssl=client_context,
+                                                           server_hostname="localhost"))
+            with pytest.raises(KeyboardInterrupt):
+                loop.run_until_complete(task)
+            try:
+                transport, protocol = loop.run_until_complete(asyncio.wait_for(asyncio.shield(task), 1))
+            except TimeoutError:
+                outcome = "create_connection() waits for ever"
+                task.cancel()
+                transport = None
+            else:
+                transport.write(b"echo")
+                loop.run_until_complete(asyncio.sleep(0.1))
+                outcome = getattr(protocol, "got", None)
+                transport.close()
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            return outcome
+        finally:
+            loop.close()
+
+    with asyncio_leaks_dropped():
+        results = {name: run(factory) for name, factory in LOOPS.items()}
+    assert results == {"asyncio": "create_connection() waits for ever", "cxxloop": b"echo"}
+
+
+def test_tls_close_interrupted_by_get_buffer(contexts):
+    # close() reads what the SSL still holds before its close_notify, and a
+    # KeyboardInterrupt out of the protocol's get_buffer() there unwinds
+    # out of close(). asyncio's sslproto then stays half shut until its
+    # ssl_shutdown_timeout aborts the connection; cxxloop's TLS transport
+    # goes on with the shutdown when the loop runs again.
+    server_context, client_context = contexts
+
+    class InterruptsClose(asyncio.BufferedProtocol):
+        closing = False
+
+        def connection_made(self, transport):
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def get_buffer(self, sizehint):
+            if self.closing:
+                self.closing = False
+                raise KeyboardInterrupt("get_buffer")
+            return bytearray(1024)
+
+        def buffer_updated(self, nbytes):
+            pass
+
+        def connection_lost(self, exc):
+            self.lost.set_result(exc)
+
+    def run(factory):
+        loop = factory()
+        try:
+            server = loop.run_until_complete(loop.create_server(Echo, "127.0.0.1", 0, ssl=server_context))
+            port = server.sockets[0].getsockname()[1]
+            transport, protocol = loop.run_until_complete(
+                loop.create_connection(InterruptsClose, "127.0.0.1", port, ssl=client_context,
+                                       server_hostname="localhost"))
+            protocol.closing = True
+            with pytest.raises(KeyboardInterrupt):
+                transport.close()
+            try:
+                loop.run_until_complete(asyncio.wait_for(asyncio.shield(protocol.lost), 1))
+                outcome = "connection_lost"
+            except TimeoutError:
+                outcome = "still shutting down"
+                transport.abort()
+                loop.run_until_complete(protocol.lost)
+            server.close()
+            loop.run_until_complete(server.wait_closed())
+            return outcome
+        finally:
+            loop.close()
+
+    with asyncio_leaks_dropped():
+        results = {name: run(factory) for name, factory in LOOPS.items()}
+    assert results == {"asyncio": "still shutting down", "cxxloop": "connection_lost"}
+
+
+class Custom(BaseException):
+    """Neither KeyboardInterrupt nor SystemExit: reported, not propagated."""
+
+
+@pytest.mark.parametrize("where", ["data_received", "eof_received"])
+def test_a_base_exception_of_its_own_in_a_tls_read_callback(contexts, where):
+    # sslproto catches only Exception around its reads: another
+    # BaseException goes on up to the socket transport's read handler, whose
+    # report names buffer_updated(); around eof_received() it catches every
+    # BaseException but the two that unwind.
+    server_context, client_context = contexts
+
+    class Raises(asyncio.Protocol):
+        def connection_made(self, transport):
+            self.lost = asyncio.get_running_loop().create_future()
+
+        def data_received(self, data):
+            if where == "data_received":
+                raise Custom(where)
+
+        def eof_received(self):
+            raise Custom(where)
+
+        def connection_lost(self, exc):
+            self.lost.set_result(type(exc).__name__ if exc else None)
+
+    class ClosesAfterReply(Echo):
+        def data_received(self, data):
+            self.transport.write(data)
+            self.transport.close()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        reports = []
+        loop.set_exception_handler(lambda _loop, context: reports.append(
+            (context["message"], type(context.get("exception")).__name__)))
+        server = await loop.create_server(ClosesAfterReply, "127.0.0.1", 0, ssl=server_context)
+        port = server.sockets[0].getsockname()[1]
+        transport, protocol = await loop.create_connection(Raises, "127.0.0.1", port, ssl=client_context,
+                                                           server_hostname="localhost")
+        transport.write(b"ping")
+        lost = await asyncio.wait_for(protocol.lost, 5)
+        server.close()
+        await server.wait_closed()
+        return reports, lost
+
+    with asyncio_leaks_dropped():
+        reports, lost = agree(main)
+    assert reports[0][1] == "Custom" and lost == "Custom"

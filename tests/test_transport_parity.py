@@ -63,15 +63,18 @@ def drain(peer, seconds=0.5):
     return bytes(got)
 
 
+@pytest.mark.parametrize("method", ["write", "writelines"])
 @pytest.mark.parametrize("size", [10, 4 * 1024 * 1024])
-def test_write_after_loop_close(size):
+def test_write_after_loop_close(size, method):
     # A write that goes out at once still works; one that would have to
     # wait for the socket raises, as asyncio's refuses the writer watch.
     def run(factory):
         loop = factory()
         transport, protocol, peer = loop.run_until_complete(connected())
         loop.close()
-        result = outcome(functools.partial(transport.write, b"x" * size))
+        data = b"x" * size
+        result = outcome(functools.partial(transport.write, data) if method == "write"
+                         else functools.partial(transport.writelines, [data]))
         peer.close()
         with warnings.catch_warnings():
             # A transport its closed loop still holds warns as unclosed, on

@@ -1,11 +1,13 @@
 // The read side of ByteStreamTransport: one read per readiness event into
 // the loop's scratch buffer (then an exact-size bytes for data_received),
 // or straight into a BufferedProtocol's get_buffer(); EOF; pause/resume.
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
+#include <utility>
 
 #include "byte_stream_transport.hpp"
 #include "methods.hpp"
@@ -66,8 +68,26 @@ int ByteStreamTransport::after_read(ssize_t n, size_t asked, bool* more) {
     return 0;
 }
 
+namespace {
+
+// Whether a read of fd would return at once (data, EOF or an error).
+bool read_would_return(int fd) {
+    pollfd p{fd, POLLIN, 0};
+    int n;
+    do {
+        n = poll(&p, 1, 0);
+    } while (n < 0 && errno == EINTR);
+    return n != 0;  // on a failed poll, the read itself says what is wrong
+}
+
+}  // namespace
+
 int ByteStreamTransport::read_into_protocol(bool* more) {
     ModuleState* st = state();
+    // A retried read asks the fd first: get_buffer() with nothing to read
+    // is a call asyncio never makes. poll() is level-triggered, so nothing
+    // waiting is missed; what arrives later raises a new edge.
+    if (std::exchange(read_unconfirmed, false) && !read_would_return(fd)) return 0;
     Ref size_hint = Ref::steal(PyLong_FromLong(-1));
     if (!size_hint) return -1;
     PyObject* args[] = {protocol, size_hint.get()};
@@ -212,6 +232,7 @@ int ByteStreamTransport::pause_reading() {
 int ByteStreamTransport::resume_reading() {
     if (closing || !paused) return 0;
     paused = false;
+    read_unconfirmed = true;
     if (schedule(kReadable) < 0) return -1;
     return log_debug(this, "%r resumes reading");
 }

@@ -184,10 +184,13 @@ int TlsTransport::tls_fatal(const char* message) {
     return report(message, exc.get());
 }
 
-// For a raised exception inside the state machine: a BaseException
-// unwinds the loop, anything else is sslproto's fatal error.
+// For a raised exception inside the state machine, where sslproto has
+// `except Exception`: an Exception is its fatal error; anything else
+// (KeyboardInterrupt, SystemExit, any other BaseException) goes on up, to
+// the socket's read handler, which reports it as the socket transport
+// does, or to the caller of write(), close() and the like.
 int TlsTransport::app_report(const char* message) {
-    if (must_propagate()) return -1;
+    if (!PyErr_ExceptionMatches(PyExc_Exception)) return -1;
     return tls_fatal(message);
 }
 
@@ -296,7 +299,18 @@ int TlsTransport::handshake_complete(PyObject* handshake_exc) {
     if (app_state == AppState::init) {
         app_state = AppState::connected;
         Ref r = Ref::steal(PyObject_CallMethodOneArg(protocol, st->s_connection_made, object()));
-        if (!r) return -1;
+        if (!r) {
+            if (!must_propagate()) return -1;
+            // The connection is made whatever connection_made() raised: the
+            // waiter learns it before the loop unwinds, as a socket
+            // transport's waiter (a callback of its own) does. sslproto
+            // skips it, and its create_connection() then waits forever.
+            // The read is retried when the loop runs again.
+            Ref exc = Ref::steal(PyErr_GetRaisedException());
+            if (wake_waiter(nullptr) < 0) PyErr_WriteUnraisable(object());
+            PyErr_SetRaisedException(exc.release());
+            return -1;
+        }
     }
     if (wake_waiter(nullptr) < 0) return -1;
     return do_read();
@@ -320,9 +334,10 @@ int TlsTransport::on_events(uint32_t events) {
             // Nothing new; but a retry after a BaseException unwound the
             // loop goes on with what the SSL already holds, unless that
             // ended in the close_notify eof_received was called for (the
-            // SSL may still count the alert as pending).
+            // SSL may still count the alert as pending), and with a
+            // shutdown that one interrupted.
             bool held = !drained() && app_state != AppState::eof;
-            if ((held || close_notify_unhandled) && after_feed() < 0) return -1;
+            if ((held || close_notify_unhandled || flush_interrupted) && after_feed() < 0) return -1;
         } else {
             bool more = size_t(n) == kReadBufferSize;
             note_read(core_loop()->s.stats, n);
@@ -580,7 +595,7 @@ int TlsTransport::read_into_buffer() {
 // close_notify, which the SSL will not report again, is taken up when the
 // transport reads next.
 int TlsTransport::deliver_failed(bool close_notify) {
-    if (close_notify && must_propagate()) close_notify_unhandled = true;
+    if (close_notify && !PyErr_ExceptionMatches(PyExc_Exception)) close_notify_unhandled = true;
     return -1;
 }
 
@@ -598,7 +613,8 @@ int TlsTransport::call_eof_received() {
     ModuleState* st = state();
     Ref keep_open = Ref::steal(PyObject_CallMethodNoArgs(protocol, st->s_eof_received));
     int truth = keep_open ? PyObject_IsTrue(keep_open.get()) : -1;
-    if (truth < 0) return app_report("Error calling eof_received()");
+    // sslproto catches every BaseException here but the two that unwind.
+    if (truth < 0) return must_propagate() ? -1 : tls_fatal("Error calling eof_received()");
     if (truth) {
         Ref r = Ref::steal(PyObject_CallMethod(st->logger, "warning", "s",
                                                "returning true from eof_received() has no effect when using ssl"));
@@ -888,7 +904,20 @@ int TlsTransport::check_shutdown_timeout() {
 
 // sslproto's _do_flush.
 int TlsTransport::do_flush() {
-    if (do_read() < 0) return -1;
+    if (do_read() < 0) {
+        if (PyErr_Occurred() && !PyErr_ExceptionMatches(PyExc_Exception)) {
+            // A BaseException out of the protocol's last reads (close()
+            // calls them) leaves the shutdown half done; it goes on when
+            // the loop runs again. sslproto stays flushing until its
+            // shutdown timeout aborts the connection.
+            flush_interrupted = true;
+            Ref exc = Ref::steal(PyErr_GetRaisedException());
+            if (schedule(kReadable) < 0) PyErr_WriteUnraisable(object());
+            PyErr_SetRaisedException(exc.release());
+        }
+        return -1;
+    }
+    flush_interrupted = false;
     tls_state = State::shutting_down;
     return do_shutdown();
 }

@@ -191,6 +191,7 @@ private:
     bool ssl_reading_paused = false;
     bool tcp_eof = false;            // the peer shut its side down (asyncio's _eof_received)
     bool close_notify_unhandled = false;  // see deliver_failed()
+    bool flush_interrupted = false;       // see do_flush()
     bool closed = false;             // the application called close() or abort()
     bool handshake_started = false;
     double handshake_started_at = -1;  // loop.time() in debug mode, for its log

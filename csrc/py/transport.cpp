@@ -208,6 +208,7 @@ int Transport::dispatch() {
         // edge-triggered fd will not report again what was left unread or
         // unsent, so the events are retried next iteration, as a
         // level-triggered watch would fire again.
+        if (events & kReadable) read_unconfirmed = true;
         if (schedule(events) < 0) PyErr_WriteUnraisable(object());
     }
     PyErr_SetRaisedException(exc.release());

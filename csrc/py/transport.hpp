@@ -187,6 +187,12 @@ public:
     bool closing = false;
     bool queued = false;         // on the loop's ready ring
     bool protocol_paused = false;
+    // The next read is a retry that no readiness report asked for (after a
+    // BaseException unwound the loop, or resume_reading()): a kind whose
+    // read calls into the protocol before the syscall checks that there is
+    // something to read first, as asyncio calls get_buffer() only when the
+    // selector reports the fd readable.
+    bool read_unconfirmed = false;
     bool schedule_in_context;
 };
 
