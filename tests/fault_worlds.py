@@ -455,8 +455,8 @@ class Pipes(World):
 
     kind = "pipe"
     roles = ("read", "write")
-    # asyncio's read pipe has no abort() (cxxloop's has) and neither has
-    # write_eof(); its write pipe has no pause/resume_reading().
+    # A read pipe has no abort() and no write_eof(); a write pipe has no
+    # pause/resume_reading().
     absent = frozenset({("read", "abort"), ("read", "write_eof"), ("write", "pause_reading"),
                         ("write", "resume_reading")})
 
@@ -517,9 +517,6 @@ class Datagrams(World):
 
     kind = "datagram"
     datagram = True
-    # asyncio's datagram transport pauses reading; cxxloop's raises
-    # NotImplementedError (test_datagram_pause_reading).
-    absent = frozenset({("main", "pause_reading"), ("main", "resume_reading")})
 
     def start(self):
         remote = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)

@@ -14,7 +14,7 @@ import tempfile
 import pytest
 
 import cxxloop
-from parity import LifecycleRecorder, agree, on_both, open_fds
+from parity import LifecycleRecorder, agree, on_both, open_fds, outcome
 
 
 class Recorder(LifecycleRecorder, asyncio.DatagramProtocol):
@@ -341,3 +341,29 @@ def test_loop_closed_with_an_open_datagram_transport():
         del transport
         gc.collect()
     assert open_fds() == before
+
+
+def test_datagram_pause_reading():
+    """What comes while reading is paused is received once it resumes."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        received = []
+
+        class Receiver(asyncio.DatagramProtocol):
+            def datagram_received(self, data, addr):
+                received.append(data)
+
+        transport, _ = await loop.create_datagram_endpoint(Receiver, local_addr=("127.0.0.1", 0))
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sender:
+            paused = outcome(transport.pause_reading)
+            sender.sendto(b"while paused", transport.get_extra_info("sockname"))
+            await asyncio.sleep(0.05)
+            while_paused = list(received)
+            resumed = outcome(transport.resume_reading)
+            await asyncio.sleep(0.05)
+        transport.close()
+        await asyncio.sleep(0)
+        return paused, while_paused, resumed, received
+
+    paused, while_paused, resumed, received = agree(main)
+    assert (while_paused, received) == ([], [b"while paused"])

@@ -87,9 +87,9 @@ def plans(draw):
         "buffered": buffered,
         "faults": draw(faults(callbacks)),
         # Released with the protocol and with the connection's context: a
-        # callback or a timer from their __del__ (whose timing the loops
-        # need not share: cxxloop lets the context go with the transport,
-        # asyncio at connection_lost, test_the_context_is_released_at_connection_lost).
+        # callback or a timer from their __del__ (when exactly each goes
+        # depends on which objects of the loop's still hold them, which the
+        # loops need not share).
         "keepsake": draw(st.sampled_from([None, "soon", "later", "task"])),
         "context_keepsake": draw(st.sampled_from([None, "soon", "later", "task"])),
         "steps": draw(st.lists(step, max_size=6)),
@@ -187,14 +187,9 @@ def comparable(plan, outcome):
 
     - When the protocol and the connection's context are released (what
       their keepsakes noted): checked on each loop by check_invariants.
-    - An Exception out of a read pipe's data_received(): cxxloop closes
-      the pipe, asyncio reads on (test_an_exception_in_a_read_pipes_data_received).
     - A BaseException out of a TLS protocol's read callback (below).
     - Whether data was queued before each write (below).
     - What of a subprocess's callbacks depends on the child's timing (below)."""
-    if plan["kind"] == "pipe" and any(f[0] == "data_received" and f[2][-1:] == ("raise:Exception",)
-                                      for f in plan["faults"]):
-        return None  # test_an_exception_in_a_read_pipes_data_received
     outcome = dict(outcome)
     outcome["notes"] = [n for n in outcome["notes"] if not n.startswith(RELEASED_WITH)]
     # Whether anything was queued before each write depends on how much

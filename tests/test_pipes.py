@@ -303,3 +303,56 @@ def test_unclosed_pipe_transport_warns_and_closes_its_pipe():
         gc.collect()
     assert rf.closed
     wf.close()
+
+
+def test_a_read_pipe_has_no_abort():
+    """asyncio's read pipe transport is a ReadTransport: close() only."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        r, w = os.pipe()
+        transport, _ = await loop.connect_read_pipe(asyncio.Protocol, os.fdopen(r, "rb", 0))
+        has_abort = hasattr(transport, "abort")
+        transport.close()
+        os.close(w)
+        await asyncio.sleep(0.01)
+        return has_abort
+
+    assert agree(main) is False
+
+
+def test_an_exception_in_a_read_pipes_data_received():
+    """asyncio's read pipe calls data_received() from its reader callback:
+    what it raises is reported as any callback's, and the pipe reads on."""
+    async def main():
+        loop = asyncio.get_running_loop()
+        reports = []
+        loop.set_exception_handler(lambda _loop, context: reports.append(context["message"].split(" ")[0]))
+        events = []
+
+        class Failing(asyncio.Protocol):
+            def data_received(self, data):
+                events.append(data)
+                if len(events) == 1:
+                    raise ZeroDivisionError("data_received failed")
+
+            def connection_lost(self, exc):
+                events.append(("lost", type(exc).__name__ if exc else None))
+
+        r, w = os.pipe()
+        transport, _ = await loop.connect_read_pipe(Failing, os.fdopen(r, "rb", 0))
+        os.write(w, b"one")
+        await asyncio.sleep(0.05)
+        closing = transport.is_closing()
+        try:
+            os.write(w, b"two")
+        except BrokenPipeError:
+            events.append("EPIPE")
+        await asyncio.sleep(0.05)
+        transport.close()
+        os.close(w)
+        await asyncio.sleep(0.05)
+        return closing, events, reports
+
+    closing, events, reports = agree(main)
+    assert (closing, events[:2], reports) == (False, [b"one", b"two"], ["Exception"])
+

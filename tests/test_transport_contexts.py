@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import gc
 import os
 import socket
 import sys
+import weakref
 
-from parity import agree
+from parity import LOOPS, agree
 
 var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
 
@@ -254,3 +256,39 @@ def test_nothing_leaks_into_the_caller_of_run():
 
     cxxloop.run(main())
     assert var.get() == "unset"
+
+
+def test_the_context_is_released_at_connection_lost():
+    """The transport lets go of the connection's context (and what its
+    variables hold) once the connection is lost, as asyncio's does."""
+    holder = contextvars.ContextVar("holder")
+
+    class Held:
+        pass
+
+    async def connect(loop, sock):
+        return await loop.connect_accepted_socket(asyncio.Protocol, sock)
+
+    def scenario(factory):
+        loop = factory()
+        try:
+            a, b = socket.socketpair()
+            held = Held()
+            alive = weakref.ref(held)
+            context = contextvars.copy_context()
+            context.run(holder.set, held)
+            del held
+            task = loop.create_task(connect(loop, a), context=context)
+            del context
+            transport, _ = loop.run_until_complete(task)
+            del task
+            transport.close()
+            loop.run_until_complete(asyncio.sleep(0.01))
+            gc.collect()
+            released = alive() is None  # the application still holds the closed transport
+            b.close()
+            return released
+        finally:
+            loop.close()
+
+    assert {name: scenario(f) for name, f in LOOPS.items()} == {"asyncio": True, "cxxloop": True}

@@ -161,7 +161,19 @@ int ByteStreamTransport::read_large(bool* more) {
     note_read(core_loop()->s.stats, n);
     if (size_t(n) < want && _PyBytes_Resize(&raw, n) < 0) return -1;
     Ref data = Ref::steal(raw);
-    return call_protocol(state()->s_data_received, {data.get()}, "Fatal error: protocol.data_received() call failed.");
+    return deliver(data.get());
+}
+
+int ByteStreamTransport::deliver(PyObject* data) {
+    PyObject* args[] = {protocol, data};
+    Ref r = Ref::steal(
+        PyObject_VectorcallMethod(state()->s_data_received, args, 2 | PY_VECTORCALL_ARGUMENTS_OFFSET, nullptr));
+    if (r) return 0;
+    return must_propagate() ? -1 : data_received_failed();
+}
+
+int ByteStreamTransport::data_received_failed() {
+    return fatal_error("Fatal error: protocol.data_received() call failed.");
 }
 
 // sock.recv(max_size), as asyncio's transport reads.
@@ -176,7 +188,7 @@ int ByteStreamTransport::recv_to_bytes(bool* more) {
     if (n == 0) return on_eof();
     *more = size_t(n) == kReadBufferSize;
     note_read(core_loop()->s.stats, n);
-    return call_protocol(st->s_data_received, {data.get()}, "Fatal error: protocol.data_received() call failed.");
+    return deliver(data.get());
 }
 
 // A transport whose last read was large tries read_large() first; the
@@ -198,7 +210,7 @@ int ByteStreamTransport::read_to_bytes(bool* more) {
     note_read(core_loop()->s.stats, n);
     Ref data = Ref::steal(PyBytes_FromStringAndSize(buf, n));
     if (!data) return -1;
-    return call_protocol(state()->s_data_received, {data.get()}, "Fatal error: protocol.data_received() call failed.");
+    return deliver(data.get());
 }
 
 int ByteStreamTransport::read_ready() {
@@ -209,57 +221,5 @@ int ByteStreamTransport::read_ready() {
     if ((more || peer_closed) && !closing && !paused && !read_eof) return schedule(kReadable);
     return 0;
 }
-
-namespace {
-
-int log_debug(Transport* tr, const char* format) {
-    if (!tr->core_loop()->s.debug) return 0;
-    Ref r = Ref::steal(PyObject_CallMethod(tr->state()->logger, "debug", "sO", format, tr->object()));
-    return r ? 0 : -1;
-}
-
-}  // namespace
-
-int ByteStreamTransport::pause_reading() {
-    if (closing || paused) return 0;
-    paused = true;
-    return log_debug(this, "%r pauses reading");
-}
-
-// The fd stays registered while paused, but an edge that arrived meanwhile
-// was dropped; so resuming always tries one read, which costs a single
-// EAGAIN when nothing is waiting.
-int ByteStreamTransport::resume_reading() {
-    if (closing || !paused) return 0;
-    paused = false;
-    read_unconfirmed = true;
-    if (schedule(kReadable) < 0) return -1;
-    return log_debug(this, "%r resumes reading");
-}
-
-namespace {
-
-ByteStreamTransport* stream_of(PyObject* t) { return kind_of<ByteStreamTransport>(t); }
-
-PyObject* is_reading_method(PyObject* t, PyObject*) { return PyBool_FromLong(stream_of(t)->is_reading()); }
-
-PyObject* pause_reading_method(PyObject* t, PyObject*) {
-    if (stream_of(t)->pause_reading() < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-PyObject* resume_reading_method(PyObject* t, PyObject*) {
-    if (stream_of(t)->resume_reading() < 0) return nullptr;
-    Py_RETURN_NONE;
-}
-
-}  // namespace
-
-const PyMethodDef byte_stream_read_methods[] = {
-    method_noargs<is_reading_method>("is_reading", "Return True if the transport is receiving."),
-    method_noargs<pause_reading_method>("pause_reading", "Stop calling the protocol's data_received() until resumed."),
-    method_noargs<resume_reading_method>("resume_reading", "Resume receiving."),
-    kMethodsEnd,
-};
 
 }  // namespace cxxloop::py

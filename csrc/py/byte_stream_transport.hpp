@@ -45,6 +45,9 @@ public:
     virtual int after_flush() { return write_done(); }
     // After a flush sent some of the queue: asyncio's _maybe_resume_protocol.
     virtual int after_send() { return maybe_resume_protocol(); }
+    // data_received() raised an Exception (the exception is set): asyncio's
+    // socket transport makes it a fatal error.
+    virtual int data_received_failed();
     // The system calls, retried on EINTR; -1 with errno set.
     virtual ssize_t read_some(void* buf, size_t len);
     virtual ssize_t write_some(const void* buf, size_t len);
@@ -52,9 +55,6 @@ public:
 
     // ---- reading ----
     int read_ready();
-    bool is_reading() const { return !closing && !paused; }
-    int pause_reading();
-    int resume_reading();
 
     // ---- writing ----
     int write_data(PyObject* data);
@@ -76,7 +76,6 @@ public:
 
     WriteQueue queue;
     bool buffered = false;     // protocol is a BufferedProtocol (and the kind reads into it)
-    bool paused = false;       // pause_reading()
     bool read_eof = false;     // eof_received() asked to stay open: never read again
     bool peer_closed = false;  // kHangup seen: keep reading until EOF or an error
     bool eof = false;          // write_eof() called
@@ -96,6 +95,7 @@ private:
     int read_to_bytes(bool* more);
     int read_large(bool* more);
     int recv_to_bytes(bool* more);
+    int deliver(PyObject* data);
     int after_read(ssize_t n, size_t asked, bool* more);
     int after_failed_call();
     static constexpr ssize_t kFailed = -1;
@@ -106,7 +106,6 @@ private:
 // Methods of the read side (is_reading, pause_reading, resume_reading),
 // the write side (write, writelines), and write_eof / can_write_eof for
 // kinds whose write_eof shuts the write side down.
-extern const PyMethodDef byte_stream_read_methods[];
 extern const PyMethodDef byte_stream_write_methods[];
 
 }  // namespace cxxloop::py

@@ -37,7 +37,7 @@ public:
         : Transport(loop, fd, context, false), family(family_), connected(connected_) {}
 
     int on_events(uint32_t events) override {
-        if ((events & kReadable) && !closing && read_ready() < 0) return -1;
+        if ((events & kReadable) && !closing && !paused && read_ready() < 0) return -1;
         if ((events & kWritable) && !queue.empty() && sock) return write_ready();
         return 0;
     }
@@ -357,7 +357,8 @@ const PyMethodDef loop_datagram_methods[] = {
 };
 
 int init_datagram_transport_type(PyObject* module, ModuleState* st) {
-    static const TransportTables tables({transport_close_methods, transport_protocol_methods, flow_control_methods, datagram_methods},
+    static const TransportTables tables({transport_close_methods, transport_abort_methods, transport_protocol_methods,
+                                         transport_reading_methods, flow_control_methods, datagram_methods},
                                         {transport_getsets, flow_control_getsets, datagram_getsets});
     // asyncio's is a _SelectorTransport, so a Transport as well.
     Ref bases = Ref::steal(PyTuple_Pack(2, st->FlowControlMixin, st->DatagramTransportBase));

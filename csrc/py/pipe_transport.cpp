@@ -50,6 +50,22 @@ public:
     const char* write_error_message() const override { return read_error_message(); }
     bool reads_are_messages() const override { return reads_messages_; }
 
+    // asyncio's read pipe calls data_received() from its reader callback,
+    // so what that raises is the loop's "Exception in callback", and the
+    // pipe reads on.
+    int data_received_failed() override {
+        Ref exc = Ref::steal(PyErr_GetRaisedException());
+        Ref type_name = Ref::steal(PyType_GetName(Py_TYPE(object())));
+        Ref message = type_name ? Ref::steal(PyUnicode_FromFormat("Exception in callback %U._read_ready()",
+                                                                  type_name.get()))
+                                : Ref();
+        Ref context = message ? Ref::steal(Py_BuildValue("{sOsO}", "message", message.get(), "exception", exc.get()))
+                              : Ref();
+        if (!context) return -1;
+        Ref r = Ref::steal(PyObject_CallMethodOneArg(loop, state()->s_call_exception_handler, context.get()));
+        return r ? 0 : -1;
+    }
+
     // A read pipe's OSError is logged only if it is EIO (a closed pty);
     // asyncio reports any other to the exception handler.
     bool is_quiet_error(PyObject* exc) const override {
@@ -244,10 +260,11 @@ const PyMethodDef loop_pipe_methods[] = {
 };
 
 int init_pipe_transport_types(PyObject* module, ModuleState* st) {
-    static const TransportTables read_tables({transport_close_methods, transport_protocol_methods, byte_stream_read_methods},
+    static const TransportTables read_tables({transport_close_methods, transport_protocol_methods, transport_reading_methods},
                                              {transport_getsets, pipe_getsets});
     static const TransportTables write_tables(
-        {transport_close_methods, transport_protocol_methods, byte_stream_write_methods, write_pipe_eof_methods, flow_control_methods},
+        {transport_close_methods, transport_abort_methods, transport_protocol_methods, byte_stream_write_methods, write_pipe_eof_methods,
+         flow_control_methods},
         {transport_getsets, flow_control_getsets, pipe_getsets});
     st->read_pipe_type = make_transport_type(module, "cxxloop._core.ReadPipeTransport",
                                              "The read end of a pipe, FIFO, socket or tty.", st->ReadTransportBase,

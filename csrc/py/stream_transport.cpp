@@ -181,8 +181,8 @@ const PyMethodDef loop_stream_methods[] = {
 
 int init_stream_transport_type(PyObject* module, ModuleState* st) {
     static const TransportTables tables(
-        {transport_close_methods, transport_protocol_methods, byte_stream_read_methods, byte_stream_write_methods, stream_eof_methods,
-         flow_control_methods, stream_sendfile_methods},
+        {transport_close_methods, transport_abort_methods, transport_protocol_methods, transport_reading_methods,
+         byte_stream_write_methods, stream_eof_methods, flow_control_methods, stream_sendfile_methods},
         {transport_getsets, flow_control_getsets});
     st->stream_transport_type =
         make_transport_type(module, "cxxloop._core.StreamTransport", "A TCP or Unix stream socket transport.",

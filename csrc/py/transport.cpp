@@ -198,11 +198,13 @@ int Transport::dispatch() {
     // and writer handles in theirs: what the protocol's callbacks set there
     // stays with this connection, and what they schedule copies it. Entering
     // fails only if the context is already entered further up this thread.
-    bool entered = PyContext_Enter(context) == 0;
-    if (!entered) PyErr_Clear();
+    // Held here: connection_lost may let go of the transport's reference.
+    Ref entered_context = Ref::borrow(context);
+    bool entered = entered_context && PyContext_Enter(entered_context.get()) == 0;
+    if (entered_context && !entered) PyErr_Clear();
     int rc = on_events(events);
     Ref exc = Ref::steal(PyErr_GetRaisedException());
-    if (entered) PyContext_Exit(context);
+    if (entered) PyContext_Exit(entered_context.get());
     if (rc < 0 && registered && !conn_lost) {
         // A BaseException out of a protocol callback unwinds the loop. The
         // edge-triggered fd will not report again what was left unread or
@@ -318,6 +320,10 @@ int Transport::connection_lost(PyObject* exc) {
     // protocol and server whatever connection_lost did.
     unregister();
     Py_CLEAR(protocol);
+    // asyncio's transports before 3.15 hold no context: the connection's
+    // goes with their reader and writer handles. From 3.15 they keep the
+    // one they were given (schedule_in_context) for as long as they live.
+    if (!schedule_in_context) Py_CLEAR(context);
     Ref s = Ref::steal(std::exchange(sock, nullptr));
     int rc = Ref::steal(PyObject_CallMethodNoArgs(s.get(), st->s_close)) ? 0 : -1;
     if (rc == 0) {
@@ -496,14 +502,65 @@ std::vector<T> join(std::initializer_list<const T*> tables) {
 
 }  // namespace
 
+int log_transport_debug(Transport* tr, const char* format) {
+    if (!tr->core_loop()->s.debug) return 0;
+    Ref r = Ref::steal(PyObject_CallMethod(tr->state()->logger, "debug", "sO", format, tr->object()));
+    return r ? 0 : -1;
+}
+
+int Transport::pause_reading() {
+    if (closing || paused) return 0;
+    paused = true;
+    return log_transport_debug(this, "%r pauses reading");
+}
+
+// The fd stays registered while paused, but an edge that arrived meanwhile
+// was dropped; so resuming always tries one read, which costs a single
+// EAGAIN when nothing is waiting.
+int Transport::resume_reading() {
+    if (closing || !paused) return 0;
+    paused = false;
+    read_unconfirmed = true;
+    if (schedule(kReadable) < 0) return -1;
+    return log_transport_debug(this, "%r resumes reading");
+}
+
+namespace {
+
+PyObject* is_reading_method(PyObject* t, PyObject*) { return PyBool_FromLong(transport_of(t)->is_reading()); }
+
+PyObject* pause_reading_method(PyObject* t, PyObject*) {
+    if (transport_of(t)->pause_reading() < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+PyObject* resume_reading_method(PyObject* t, PyObject*) {
+    if (transport_of(t)->resume_reading() < 0) return nullptr;
+    Py_RETURN_NONE;
+}
+
+}  // namespace
+
+const PyMethodDef transport_reading_methods[] = {
+    method_noargs<is_reading_method>("is_reading", "Return True if the transport is receiving."),
+    method_noargs<pause_reading_method>("pause_reading", "Stop passing received data to the protocol until resumed."),
+    method_noargs<resume_reading_method>("resume_reading", "Resume receiving."),
+    kMethodsEnd,
+};
+
 // get_extra_info is not here: it is asyncio's BaseTransport method, reading
 // _extra, so a program that patches asyncio.BaseTransport.get_extra_info
 // reaches these transports as it reaches asyncio's.
 const PyMethodDef transport_close_methods[] = {
     method_noargs<close_method>("close", "Close after flushing buffered data; connection_lost(None) follows."),
-    method_noargs<abort_method>("abort", "Close now, dropping buffered data; connection_lost(None) follows."),
     method_noargs<is_closing_method>("is_closing", "Return True once close() or abort() was called."),
     method_o<force_close_method>("_force_close", nullptr),
+    kMethodsEnd,
+};
+
+// Apart: asyncio's read pipe transport, a ReadTransport, has no abort().
+const PyMethodDef transport_abort_methods[] = {
+    method_noargs<abort_method>("abort", "Close now, dropping buffered data; connection_lost(None) follows."),
     kMethodsEnd,
 };
 

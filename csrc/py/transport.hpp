@@ -154,6 +154,12 @@ public:
     int drop_after_lost();
 
     virtual int set_protocol(PyObject* protocol);
+
+    // ---- reading, for the kinds that read from the poller's reports ----
+    bool is_reading() const { return !closing && !paused; }
+    int pause_reading();
+    int resume_reading();
+
     int traverse(visitproc visit, void* arg) const;
     void clear();
 
@@ -187,6 +193,7 @@ public:
     bool closing = false;
     bool queued = false;         // on the loop's ready ring
     bool protocol_paused = false;
+    bool paused = false;         // pause_reading()
     // The next read is a retry that no readiness report asked for (after a
     // BaseException unwound the loop, or resume_reading()): a kind whose
     // read calls into the protocol before the syscall checks that there is
@@ -262,11 +269,16 @@ struct TransportTables {
 PyTypeObject* make_transport_type(PyObject* module, const char* name, const char* doc, PyObject* bases,
                                   size_t kind_size, const TransportTables& tables, void* repr);
 
-// What every transport type has: close, abort, is_closing, _force_close
-// (a TLS transport has its own), get/set_protocol, _call_connection_lost;
-// _loop, _sock, _extra, _server, ...
+// What every transport type has: close, is_closing, _force_close (a TLS
+// transport has its own), get/set_protocol, _call_connection_lost; _loop,
+// _sock, _extra, _server, ...; and abort, which all but a read pipe have.
 extern const PyMethodDef transport_close_methods[];
+extern const PyMethodDef transport_abort_methods[];
 extern const PyMethodDef transport_protocol_methods[];
+// is_reading, pause_reading, resume_reading.
+extern const PyMethodDef transport_reading_methods[];
+// asyncio's debug-mode line about the transport: format takes its repr.
+int log_transport_debug(Transport* tr, const char* format);
 extern const PyGetSetDef transport_getsets[];
 // asyncio's flow-control defaults (_FlowControlMixin._set_write_buffer_limits,
 // sslproto's add_flowcontrol_defaults): a missing mark derives from the

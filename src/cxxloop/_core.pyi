@@ -230,9 +230,14 @@ class _CoreTransport:
     def set_protocol(self, protocol: asyncio.BaseProtocol, /) -> None: ...
     def is_closing(self) -> bool: ...
     def close(self) -> None: ...
-    def abort(self) -> None: ...
     def _call_connection_lost(self, exc: BaseException | None, /) -> None: ...
     def _force_close(self, exc: BaseException | None, /) -> None: ...
+
+@type_check_only
+class _CoreAborting:
+    """The C++ transports that can abort: all but a read pipe, as asyncio's."""
+
+    def abort(self) -> None: ...
 
 @type_check_only
 class _CoreFlowControl:
@@ -259,13 +264,13 @@ class _CoreWriting(_CoreFlowControl):
 
 @type_check_only
 class _CoreReading:
-    """The C++ transports that read a byte stream."""
+    """The C++ transports that read."""
 
     def is_reading(self) -> bool: ...
     def pause_reading(self) -> None: ...
     def resume_reading(self) -> None: ...
 
-class StreamTransport(_CoreTransport, _CoreReading, _CoreWriting, _FlowControlMixin):
+class StreamTransport(_CoreTransport, _CoreAborting, _CoreReading, _CoreWriting, _FlowControlMixin):
     _sendfile_compatible: _SendfileMode
     _start_tls_compatible: bool
     def __repr__(self) -> str: ...
@@ -274,7 +279,7 @@ class StreamTransport(_CoreTransport, _CoreReading, _CoreWriting, _FlowControlMi
     def _sendfile(self, fileno: int, offset: int, count: int, blocksize: int, /) -> asyncio.Future[int]: ...
     def _sendfile_cancel(self) -> None: ...
 
-class SSLTransport(_CoreTransport, _CoreReading, _CoreWriting, _FlowControlMixin):
+class SSLTransport(_CoreTransport, _CoreAborting, _CoreReading, _CoreWriting, _FlowControlMixin):
     _sendfile_compatible: _SendfileMode
     _start_tls_compatible: bool
     @property
@@ -299,7 +304,9 @@ class SSLTransport(_CoreTransport, _CoreReading, _CoreWriting, _FlowControlMixin
     # Queues ciphertext as a failed write would leave it, for the tests.
     def _test__append_write_backlog(self, data: bytes, /) -> None: ...
 
-class DatagramTransport(_CoreTransport, _CoreFlowControl, _FlowControlMixin, asyncio.DatagramTransport):
+class DatagramTransport(
+    _CoreTransport, _CoreAborting, _CoreReading, _CoreFlowControl, _FlowControlMixin, asyncio.DatagramTransport
+):
     @property
     def _address(self) -> Any: ...
     @property
@@ -313,7 +320,7 @@ class ReadPipeTransport(_CoreTransport, _CoreReading, asyncio.ReadTransport):
     def _fileno(self) -> int: ...
     def __repr__(self) -> str: ...
 
-class WritePipeTransport(_CoreTransport, _CoreWriting, _FlowControlMixin):
+class WritePipeTransport(_CoreTransport, _CoreAborting, _CoreWriting, _FlowControlMixin):
     _pipe: Any
     @property
     def _fileno(self) -> int: ...
