@@ -257,7 +257,8 @@ class World:
             self.cancel_tasks()
             for t in [self.transport, *self.datagram_transports.values(), *(self.pipe_transports or ())]:
                 if t is not None:
-                    t.abort()
+                    # A read pipe has no abort(), as asyncio's has none.
+                    (t.abort if hasattr(t, "abort") else t.close)()
             for _ in range(2):  # the first run may end at once on a pending stop()
                 with contextlib.suppress(RuntimeError):
                     self.loop.run_until_complete(asyncio.sleep(0.001))
