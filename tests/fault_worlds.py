@@ -28,22 +28,15 @@ PIPE_BUFFER = 4096
 _holder = contextvars.ContextVar("fault_worlds_holder")
 
 
-class SocketPeer:
-    """The far end of a stream as a plain non-blocking socket: sends what
-    it is told, reads while `reading`, and keeps what arrived."""
+class StreamPeer:
+    """What the far end of a byte stream keeps: what arrived, what waits to
+    be sent, and whether it reads; flush() sends, each kind its own way."""
 
-    def __init__(self, sock):
-        sock.setblocking(False)
-        if sock.family != socket.AF_UNIX:
-            # Nagle would hold a small send back until the transport's
-            # delayed ACK (40 ms), longer than the test waits for a quiet loop.
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.sock = sock
+    def __init__(self):
         self.received = bytearray()
         self.outgoing = bytearray()
         self.reading = True
         self.eof_seen = False  # the transport's side has closed or shut down
-        self.shut = False
         self.eof_requested = False
 
     def send(self, data: bytes) -> None:
@@ -53,6 +46,24 @@ class SocketPeer:
     def eof(self) -> None:
         self.eof_requested = True
         self.flush()
+
+    def flush(self) -> None:
+        raise NotImplementedError
+
+
+class SocketPeer(StreamPeer):
+    """The far end of a stream as a plain non-blocking socket: sends what
+    it is told, reads while `reading`, and keeps what arrived."""
+
+    def __init__(self, sock):
+        super().__init__()
+        sock.setblocking(False)
+        if sock.family != socket.AF_UNIX:
+            # Nagle would hold a small send back until the transport's
+            # delayed ACK (40 ms), longer than the test waits for a quiet loop.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.sock = sock
+        self.shut = False
 
     def flush(self) -> None:
         while self.outgoing:
@@ -176,27 +187,15 @@ class TlsPeer(SocketPeer):
         return len(self.outgoing) + len(self.plain)
 
 
-class PipePeer:
+class PipePeer(StreamPeer):
     """The far ends of a read pipe (fed by `feed`) and a write pipe (read
     from `drain`)."""
 
     def __init__(self, feed: int, drain: int):
+        super().__init__()
         os.set_blocking(feed, False)
         os.set_blocking(drain, False)
         self.feed, self.drain = feed, drain
-        self.received = bytearray()
-        self.outgoing = bytearray()
-        self.reading = True
-        self.eof_seen = False
-        self.eof_requested = False
-
-    def send(self, data: bytes) -> None:
-        self.outgoing += data
-        self.flush()
-
-    def eof(self) -> None:
-        self.eof_requested = True
-        self.flush()
 
     def flush(self) -> None:
         while self.outgoing and self.feed >= 0:
