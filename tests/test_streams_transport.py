@@ -329,7 +329,13 @@ def test_close_flushes_but_abort_drops():
 def test_extra_info_and_nodelay():
     async def main():
         loop = asyncio.get_running_loop()
-        server, port = await echo_server()
+        accepted = []
+
+        def server_side():
+            accepted.append(Recorder())
+            return accepted[-1]
+
+        server, port = await echo_server(server_side)
         transport, proto = await loop.create_connection(Recorder, "127.0.0.1", port)
         sock = transport.get_extra_info("socket")
         assert isinstance(sock, asyncio.trsock.TransportSocket)
@@ -353,6 +359,9 @@ def test_extra_info_and_nodelay():
         assert await proto.lost is None
         assert "closed" in repr(transport)
         assert transport.get_protocol() is None
+        # Before 3.12, wait_closed() does not wait for the server's side of
+        # the connection, which would then be left open when the loop closes.
+        assert await accepted[0].lost is None
         server.close()
         await server.wait_closed()
 
