@@ -260,7 +260,8 @@ def test_nothing_leaks_into_the_caller_of_run():
 
 def test_the_context_is_released_at_connection_lost():
     """The transport lets go of the connection's context (and what its
-    variables hold) once the connection is lost, as asyncio's does."""
+    variables hold) when asyncio's does: at connection_lost before 3.15,
+    whose transports keep theirs for as long as they live."""
     holder = contextvars.ContextVar("holder")
 
     class Held:
@@ -291,4 +292,6 @@ def test_the_context_is_released_at_connection_lost():
         finally:
             loop.close()
 
-    assert {name: scenario(f) for name, f in LOOPS.items()} == {"asyncio": True, "cxxloop": True}
+    results = {name: scenario(f) for name, f in LOOPS.items()}
+    assert results["cxxloop"] == results["asyncio"]
+    assert results["cxxloop"] is (sys.version_info < (3, 15))
